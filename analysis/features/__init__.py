@@ -1,0 +1,1 @@
+"""Feature engineering: pure, vectorised functions over the canonical frames."""

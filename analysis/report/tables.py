@@ -1,0 +1,83 @@
+"""Tables that read well in both HTML and the Typst PDF.
+
+Tables are emitted as Markdown pipe tables (``text/markdown``): Quarto turns a
+labelled cell's Markdown table into a native table in every format, with the
+caption and cross-reference, and no raw HTML ends up in the PDF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown
+
+
+def fmt_number(x: object, digits: int = 3) -> str:
+    """A number with fixed decimals and thousands separators; ``—`` for missing."""
+    if x is None or (isinstance(x, float) and not np.isfinite(x)) or x is pd.NA:
+        return "—"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}"
+    if isinstance(x, (float, np.floating)):
+        return f"{float(x):,.{digits}f}"
+    return str(x)
+
+
+def fmt_percent(x: object, digits: int = 1) -> str:
+    """A share as a percentage: ``0.104`` -> ``10.4%``."""
+    if x is None or x is pd.NA or (isinstance(x, float) and not np.isfinite(x)):
+        return "—"
+    return f"{100 * float(x):.{digits}f}%"
+
+
+def fmt_pvalue(p: object) -> str:
+    """p-values: ``< 0.001`` below a thousandth, three decimals otherwise."""
+    if p is None or (isinstance(p, float) and not np.isfinite(p)):
+        return "—"
+    return "< 0.001" if float(p) < 0.001 else f"{float(p):.3f}"
+
+
+def md_table(df: pd.DataFrame, *, digits: int | Mapping[str, int] = 3,
+             percent: Sequence[str] = (), pvalues: Sequence[str] = ("p_value",),
+             rename: Mapping[str, str] | None = None, index: bool = False) -> Markdown:
+    """Format a DataFrame as a Markdown pipe table.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Not modified.
+    digits : int or mapping
+        Decimals for float columns (per column with a mapping; default 3).
+    percent : sequence of str
+        Columns holding shares, shown as percentages with one decimal.
+    pvalues : sequence of str
+        Columns formatted as p-values.
+    rename : mapping, optional
+        Display names of columns.
+    index : bool
+        Include the index as the first column.
+
+    Returns
+    -------
+    IPython.display.Markdown
+    """
+    out = df.reset_index() if index else df.copy()
+    for col in out.columns:
+        if col in percent:
+            out[col] = out[col].map(fmt_percent)
+        elif col in pvalues:
+            out[col] = out[col].map(fmt_pvalue)
+        else:
+            d = digits.get(col, 3) if isinstance(digits, Mapping) else digits
+            out[col] = out[col].map(lambda v, d=d: fmt_number(v, d))
+    if rename:
+        out = out.rename(columns=dict(rename))
+    numeric = [pd.api.types.is_numeric_dtype(df.reset_index()[c] if index else df[c])
+               for c in (df.reset_index() if index else df).columns]
+    align = ["right" if n else "left" for n in numeric]
+    text = out.to_markdown(index=False, colalign=align, disable_numparse=True)
+    return Markdown(text)

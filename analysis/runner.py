@@ -1,0 +1,119 @@
+"""Run studies through the result cache.
+
+:func:`run_study` resolves a study's settings and data, computes the cache key
+(settings, data fingerprint, the study's code) and either reads the cached
+result or computes and stores a fresh one.  Library deprecation noise raised
+while computing is dropped; :class:`~analysis.errors.AnalysisWarning` s become
+the result's diagnostics, so the chapter can show them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.cache import CACHE_ENV, ResultCache, cache_key
+from analysis.codehash import code_fingerprint
+from analysis.config import BookConfig, load_config
+from analysis.errors import AnalysisWarning, CacheError
+from analysis.result import Diagnostic, StudyResult
+from analysis.studies import STUDIES, get_study
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One study's result and how it was obtained.
+
+    Attributes
+    ----------
+    name : str
+    result : StudyResult
+    cached : bool
+        True if read from the cache, False if computed now.
+    seconds : float
+        Wall time of this call (a cache read or the computation).
+    key : str
+        The cache key.
+    """
+
+    name: str
+    result: StudyResult
+    cached: bool
+    seconds: float
+    key: str
+
+
+def default_cache(config: BookConfig) -> ResultCache:
+    """``$ANALYSIS_CACHE_DIR`` if set, else ``data/cache`` under the project root."""
+    env = os.environ.get(CACHE_ENV)
+    return ResultCache(Path(env) if env else config.root / "data" / "cache")
+
+
+def study_key(name: str, config: BookConfig) -> str:
+    """The cache key of ``name`` under ``config``'s profile."""
+    study = get_study(name)
+    settings = config.study(name)
+    ref = study.data_ref(settings, config.root)
+    return cache_key(name, settings.as_dict(), ref.fingerprint, code_fingerprint(study.__name__))
+
+
+def run_study(name: str, *, config: BookConfig | None = None, profile: str | None = None,
+              refresh: bool = False, cache: ResultCache | None = None) -> StudyRun:
+    """Return a study's result, from the cache when it is current.
+
+    Parameters
+    ----------
+    name : str
+        A registered study.
+    config : BookConfig, optional
+        Parsed configuration; loaded with :func:`load_config` when omitted.
+    profile : str, optional
+        Profile, when ``config`` is omitted.
+    refresh : bool
+        Recompute even if a current entry exists.
+    cache : ResultCache, optional
+        Defaults to :func:`default_cache`.
+    """
+    config = config or load_config(profile=profile)
+    cache = cache or default_cache(config)
+    started = time.perf_counter()
+    key = study_key(name, config)
+    if not refresh:
+        try:
+            hit = cache.get(name, key)
+        except CacheError as exc:
+            warnings.warn(f"{exc} Recomputing.", stacklevel=2)
+            hit = None
+        if hit is not None:
+            return StudyRun(name, hit, True, time.perf_counter() - started, key)
+    result = _compute(name, config)
+    cache.put(name, key, result)
+    return StudyRun(name, result, False, time.perf_counter() - started, key)
+
+
+def run_studies(names: list[str] | None = None, **kwargs) -> list[StudyRun]:
+    """Run several studies (all registered ones by default), in book order."""
+    return [run_study(n, **kwargs) for n in (names or list(STUDIES))]
+
+
+def _compute(name: str, config: BookConfig) -> StudyResult:
+    study = get_study(name)
+    settings = config.study(name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = study.run(settings, config.root)
+    seen = {(d.topic, d.message) for d in result.diagnostics}
+    extra = []
+    for w in caught:
+        if issubclass(w.category, AnalysisWarning):
+            diag = Diagnostic("warning", w.category.__name__, str(w.message))
+            if (diag.topic, diag.message) not in seen:
+                seen.add((diag.topic, diag.message))
+                extra.append(diag)
+    prov = dataclasses.replace(result.provenance, profile=config.profile)
+    return dataclasses.replace(result, provenance=prov,
+                               diagnostics=result.diagnostics + tuple(extra))

@@ -1,0 +1,35 @@
+"""Shared fixtures: an isolated result cache and the real MovieLens folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from analysis.data.movielens import MOVIELENS_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    """Every test gets the project's config, the quick profile and a fresh cache."""
+    monkeypatch.setenv("ANALYSIS_CONFIG", str(ROOT / "analysis.toml"))
+    monkeypatch.setenv("ANALYSIS_PROFILE", os.environ.get("ANALYSIS_TEST_PROFILE", "quick"))
+    monkeypatch.setenv("ANALYSIS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    # Tests choose real data explicitly through the `movielens_dir` fixture.
+    monkeypatch.delenv(MOVIELENS_ENV, raising=False)
+
+
+@pytest.fixture(scope="session")
+def movielens_dir() -> Path:
+    """The real ml-latest-small, from ``$ANALYSIS_TEST_MOVIELENS`` (set by .ci/run)."""
+    env = os.environ.get("ANALYSIS_TEST_MOVIELENS")
+    if not env:
+        pytest.skip("set ANALYSIS_TEST_MOVIELENS to a real MovieLens folder "
+                    "(.ci/run points it at ../shared/data/movielens/ml-latest-small)")
+    path = Path(env)
+    if not (path / "ratings.csv").is_file():
+        pytest.fail(f"ANALYSIS_TEST_MOVIELENS={env} holds no ratings.csv")
+    return path

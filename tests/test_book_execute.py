@@ -1,0 +1,79 @@
+"""Execute every chapter of the book through a Jupyter kernel, as Quarto does.
+
+Each chapter listed in ``_quarto.yml`` is turned into a notebook and run with
+nbclient, with the chapter's folder as working directory (Quarto's default
+``execute-dir: file``).  A cell error fails the test.  The outputs are then
+checked against the chapter contract: figures are single PNGs, tables are
+Markdown, and no warning text reaches the page.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from nbclient import NotebookClient
+
+from tests.qmd import ROOT, book_chapters, parse_chapter, to_notebook
+
+pytestmark = pytest.mark.book
+
+CHAPTERS = book_chapters()
+
+
+def execute(path, env: dict[str, str]):
+    """Run one chapter; return the parsed chapter and the executed notebook."""
+    ch = parse_chapter(path)
+    nb = to_notebook(ch)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=False,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return ch, nb
+
+
+def check_outputs(ch, nb) -> None:
+    """Figures: one PNG each; tables: Markdown; no stderr anywhere."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert len(code) == len(ch.cells)
+    for cell, executed in zip(ch.cells, code, strict=True):
+        label = cell.options.get("label", f"cell at line {cell.line}")
+        outputs = executed.outputs
+        stderr = [o for o in outputs if o.get("name") == "stderr"]
+        assert not stderr, f"{ch.path.name} {label} wrote to stderr: {stderr[0]['text'][:300]}"
+        mimes = [m for o in outputs for m in o.get("data", {})]
+        assert "image/svg+xml" not in mimes, f"{label}: SVG output breaks the PDF"
+        if label.startswith("fig-"):
+            assert mimes.count("image/png") == 1, f"{label}: expected one PNG, got {mimes}"
+        if label.startswith("tbl-"):
+            md = [o["data"]["text/markdown"] for o in outputs
+                  if "text/markdown" in o.get("data", {})]
+            assert md and "|" in md[0] and "<table" not in md[0], \
+                f"{label}: tables must be Markdown pipe tables"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_executes(path, tmp_path):
+    env = {"PYTHONPATH": str(ROOT), "ANALYSIS_CACHE_DIR": str(tmp_path / "cache"),
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    ch, nb = execute(path, env)
+    check_outputs(ch, nb)
+
+
+def test_chapters_execute_on_real_movielens(movielens_dir, tmp_path):
+    """Every chapter again, with the real ml-latest-small found through the env var."""
+    env = {"PYTHONPATH": str(ROOT), "ANALYSIS_CACHE_DIR": str(tmp_path / "cache"),
+           "ANALYSIS_MOVIELENS_DIR": str(movielens_dir)}
+    for path in CHAPTERS:
+        ch, nb = execute(path, env)
+        check_outputs(ch, nb)
+        if path.name == "index.qmd":
+            text = str(nb.cells)
+            assert "ml-latest-small" in text and "real" in text
