@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, UnknownProfileError
 
 CONFIG_FILENAME = "analysis.toml"
 PROFILE_ENV = "ANALYSIS_PROFILE"
@@ -181,7 +181,7 @@ def load_config(path: str | Path | None = None, profile: str | None = None) -> B
     chosen = profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
     cfg = BookConfig(path=p, profile=chosen, raw=raw)
     if chosen not in cfg.profiles:
-        raise ConfigError(f"Unknown profile '{chosen}'. Profiles in {p.name}: "
+        raise UnknownProfileError(f"Unknown profile '{chosen}'. Profiles in {p.name}: "
                           f"{', '.join(cfg.profiles)}. Add [profiles.{chosen}.<study>] or "
                           f"pick one of those (argument --profile or ${PROFILE_ENV}).")
     for name in STUDIES:  # validate every study eagerly so errors surface at load

@@ -15,6 +15,10 @@ class ConfigError(AnalysisError, ValueError):
     """The configuration file or a study's settings are invalid."""
 
 
+class UnknownProfileError(ConfigError):
+    """The requested profile is not defined in the configuration file."""
+
+
 class DataError(AnalysisError, ValueError):
     """A dataset is missing, malformed or fails validation."""
 

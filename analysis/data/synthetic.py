@@ -125,7 +125,9 @@ def _items(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 def _ratings(rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFrame,
              effect: float, heterogeneity: float) -> tuple[pd.DataFrame, np.ndarray]:
-    u = np.repeat(np.arange(len(users)), users["count"].to_numpy())
+    counts = users["count"].to_numpy()
+    # Draw 60% more (user, movie) pairs than needed, drop repeats, keep each user's first `count`.
+    u = np.repeat(np.arange(len(users)), np.ceil(1.6 * counts).astype(int))
     affinity = users["affinity"].to_numpy()[u]
     p_all = items["popularity"].to_numpy() / items["popularity"].sum()
     romance_idx = np.flatnonzero(items["romance"].to_numpy())
@@ -135,8 +137,9 @@ def _ratings(rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFrame,
     if romance_idx.size:
         p_rom = p_all[romance_idx] / p_all[romance_idx].sum()
         i[pick_romance] = rng.choice(romance_idx, size=int(pick_romance.sum()), p=p_rom)
-    keep = ~pd.DataFrame({"u": u, "i": i}).duplicated().to_numpy()
-    u, i = u[keep], i[keep]
+    pairs = pd.DataFrame({"u": u, "i": i}).drop_duplicates()
+    pairs = pairs[pairs.groupby("u").cumcount().to_numpy() < counts[pairs["u"].to_numpy()]]
+    u, i = pairs["u"].to_numpy(), pairs["i"].to_numpy()
     a = users["affinity"].to_numpy()[u]
     it = items.iloc[i]
     base = (3.45 + users["generosity"].to_numpy()[u] + it["quality"].to_numpy()
@@ -146,10 +149,14 @@ def _ratings(rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFrame,
     y0 = _round(base, step)
     y1 = _round(base + effect + heterogeneity * a, step)
     d = it["drama_romance"].to_numpy()
-    start = users["start"].to_numpy()[u] + rng.random(len(u)) * users["duration"].to_numpy()[u]
+    span = (END - START).total_seconds()
+    seconds = users["start"].to_numpy()[u] + rng.random(len(u)) * users["duration"].to_numpy()[u]
     release = (pd.to_datetime(it["year"].astype(int).astype(str), format="%Y") - START)
-    seconds = np.maximum(start, release.dt.total_seconds().to_numpy())
-    ts = (START + pd.to_timedelta(np.minimum(seconds, (END - START).total_seconds()), unit="s"))
+    release = np.maximum(release.dt.total_seconds().to_numpy(), 0.0)
+    early = seconds < release  # rated before release: move into the year after release
+    seconds[early] = release[early] + rng.random(int(early.sum())) \
+        * np.minimum(365 * 86400.0, span - release[early])
+    ts = START + pd.to_timedelta(np.minimum(seconds, span), unit="s")
     ratings = pd.DataFrame({"user": users["user"].to_numpy()[u].astype("int64"),
                             "item": it["item"].to_numpy().astype("int64"),
                             "rating": np.where(d, y1, y0),

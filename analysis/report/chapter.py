@@ -127,5 +127,5 @@ def setup_chapter(study: str, *, profile: str | None = None, refresh: bool = Fal
     quiet_library_noise()
     setup_display()
     config = load_config(profile=profile)
-    np.random.seed(config.study(study).seed % 2**32)
+    np.random.seed(config.study(study).seed % 2**32)  # noqa: NPY002 - any display-time draws
     return Chapter(run=run_study(study, config=config, refresh=refresh), config=config)

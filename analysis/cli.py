@@ -1,0 +1,135 @@
+"""Command line: compute studies, print summaries, manage data.
+
+Usage::
+
+    python -m analysis run [--study NAME ...] [--profile NAME] [--refresh]
+    python -m analysis summary [--study NAME ...] [--profile NAME]
+    python -m analysis data status
+    python -m analysis data fetch NAME [--base-url URL] [--sha256 HEX] [--force]
+
+A bad command or argument prints a usage error and exits with code 2; an
+invalid configuration or data error exits with code 1 and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from tqdm.auto import tqdm
+
+from analysis.errors import AnalysisError, UnknownProfileError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exits with code 2 on bad usage)."""
+    from analysis.data.fetch import DATASETS
+    from analysis.studies import STUDIES
+
+    p = argparse.ArgumentParser(prog="python -m analysis",
+                                description="Compute and report the book's studies.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,summary,data}")
+    for name, help_ in (("run", "compute studies (reading the cache when current)"),
+                        ("summary", "print the executive summaries")):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--study", action="append", choices=list(STUDIES), metavar="NAME",
+                       help=f"a study to include (repeatable); one of {', '.join(STUDIES)}")
+        s.add_argument("--profile", help="profile from analysis.toml (default: "
+                                         "$ANALYSIS_PROFILE or 'default')")
+        if name == "run":
+            s.add_argument("--refresh", action="store_true", help="recompute even if cached")
+    d = sub.add_parser("data", help="real datasets: status or fetch")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="{status,fetch}")
+    dsub.add_parser("status", help="which real datasets are present")
+    f = dsub.add_parser("fetch", help="download a GroupLens release into data/raw")
+    f.add_argument("name", choices=list(DATASETS), metavar="NAME",
+                   help=f"one of {', '.join(DATASETS)}")
+    f.add_argument("--base-url", help="mirror to download from")
+    f.add_argument("--sha256", help="pinned SHA-256 of the zip to check as well")
+    f.add_argument("--force", action="store_true", help="download again if present")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "summary":
+            return _summary(args)
+        return _data(args)
+    except UnknownProfileError as exc:  # a bad --profile is a usage error
+        parser.error(str(exc))
+    except AnalysisError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from analysis.config import load_config
+    from analysis.report.tables import md_table
+    from analysis.runner import run_study
+    from analysis.studies import STUDIES
+
+    config = load_config(profile=args.profile)
+    names = args.study or list(STUDIES)
+    rows = []
+    bar = tqdm(names, desc="studies", unit="study", file=sys.stderr)
+    for name in bar:
+        bar.set_postfix_str(name)
+        t = time.perf_counter()
+        run = run_study(name, config=config, refresh=args.refresh)
+        p = run.result.provenance
+        rows.append({"study": name, "status": "cached" if run.cached else "computed",
+                     "seconds": time.perf_counter() - t, "dataset": p.dataset,
+                     "source": p.source, "rows": p.rows})
+    import pandas as pd
+
+    print(f"profile: {config.profile}")
+    print(md_table(pd.DataFrame(rows), digits={"seconds": 2}).data)
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from analysis.config import load_config
+    from analysis.report.summaries import render_summary
+    from analysis.runner import run_study
+    from analysis.studies import STUDIES, get_study
+
+    config = load_config(profile=args.profile)
+    for name in args.study or list(STUDIES):
+        run = run_study(name, config=config)
+        print(f"## {get_study(name).TITLE}\n")
+        print(render_summary(run.result))
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from analysis.config import find_config
+    from analysis.data.fetch import dataset_status, fetch
+    from analysis.data.movielens import candidate_folders
+    from analysis.report.tables import md_table
+
+    root = find_config().parent
+    raw = root / "data" / "raw"
+    if args.data_command == "status":
+        rows = dataset_status(raw, extra=candidate_folders(None))
+        print(md_table(pd.DataFrame(rows)).data)
+        return 0
+    bar = tqdm(unit="B", unit_scale=True, desc=args.name, file=sys.stderr)
+
+    def progress(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    folder = fetch(args.name, raw, base_url=args.base_url, sha256=args.sha256,
+                   force=args.force, progress=progress)
+    bar.close()
+    print(f"{args.name} is ready in {folder}")
+    return 0
