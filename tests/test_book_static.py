@@ -103,7 +103,7 @@ def test_every_study_has_its_chapter_in_the_book():
 
 def test_prose_has_one_sentence_per_line():
     for ch in PARSED.values():
-        for i, line in enumerate(ch.prose.splitlines(), 1):
+        for line in ch.prose.splitlines():
             if line.startswith(("|", "#", ":::", "-", "*", ">")) or "`" in line:
                 continue
             sentences = re.findall(r"[a-z0-9)][.!?] +[A-Z]", line)

@@ -8,8 +8,15 @@ import jinja2
 import pytest
 from jinja2 import nodes
 
-from analysis.report.summaries import ci, effect, environment, num, pvalue, render_summary, \
-    render_template
+from analysis.report.summaries import (
+    ci,
+    effect,
+    environment,
+    num,
+    pvalue,
+    render_summary,
+    render_template,
+)
 from analysis.runner import run_study
 from analysis.studies import STUDIES, get_study
 from tests.conftest import ROOT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from analysis.report.style import PALETTE, new_figure
 from analysis.result import StudyResult
@@ -20,7 +21,9 @@ def fig_rating_distribution(result: StudyResult) -> Figure:
     ax.set_xlabel("Rating (stars)")
     ax.set_ylabel("Share of ratings")
     ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    ax.set_title("Whole stars (blue) dominate; half stars (orange) are rarer")
+    ax.set_title("How the star scale is used")
+    ax.legend(handles=[Patch(color=PALETTE["blue"], label="Whole stars"),
+                       Patch(color=PALETTE["orange"], label="Half stars")], loc="upper left")
     return fig
 
 
@@ -47,6 +50,7 @@ def fig_by_year(result: StudyResult) -> Figure:
     fig, ax = new_figure(height=3.2)
     ax.bar(t["year"], t["ratings"], color=PALETTE["light"], label="Ratings")
     ax.set_ylabel("Ratings given")
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
     ax.set_xlabel("Year the rating was given")
     ax2 = ax.twinx()
     ax2.plot(t["year"], t["mean_rating"], color=PALETTE["red"], marker="o", ms=3,
