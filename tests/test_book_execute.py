@@ -10,10 +10,13 @@ Markdown, and no warning text reaches the page.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from nbclient import NotebookClient
 
+from analysis.studies import get_study
+from analysis.studies.base import MovieLensConfig
 from tests.qmd import ROOT, book_chapters, parse_chapter, to_notebook
 
 pytestmark = pytest.mark.book
@@ -39,8 +42,16 @@ def execute(path, env: dict[str, str]):
     return ch, nb
 
 
-def check_outputs(ch, nb) -> None:
-    """Figures: one PNG each; tables: Markdown; no stderr anywhere."""
+def expected_source(ch, real_movielens: bool) -> str:
+    """What a chapter's data callout must say: real only for MovieLens studies given real data."""
+    m = re.search(r'setup_chapter\("(\w+)"', ch.cells[0].code if ch.cells else "")
+    if m and real_movielens and issubclass(get_study(m.group(1)).Config, MovieLensConfig):
+        return "real"
+    return "synthetic"
+
+
+def check_outputs(ch, nb, real_movielens: bool) -> None:
+    """Figures: one PNG each; tables: Markdown; no stderr; the data callout names the source."""
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert len(code) == len(ch.cells)
     for cell, executed in zip(ch.cells, code, strict=True):
@@ -57,6 +68,11 @@ def check_outputs(ch, nb) -> None:
                   if "text/markdown" in o.get("data", {})]
             assert md and "|" in md[0] and "<table" not in md[0], \
                 f"{label}: tables must be Markdown pipe tables"
+        if "data_callout()" in cell.code:
+            text = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+            source = expected_source(ch, real_movielens)
+            title = {"synthetic": "## Synthetic data", "real": "## Real data"}[source]
+            assert title in text, f"{ch.path.name}: the data callout must say {title!r}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
@@ -64,7 +80,7 @@ def test_chapter_executes(path, tmp_path):
     env = {"PYTHONPATH": str(ROOT), "ANALYSIS_CACHE_DIR": str(tmp_path / "cache"),
            "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     ch, nb = execute(path, env)
-    check_outputs(ch, nb)
+    check_outputs(ch, nb, real_movielens=False)
 
 
 def test_chapters_execute_on_real_movielens(movielens_dir, tmp_path):
@@ -73,7 +89,7 @@ def test_chapters_execute_on_real_movielens(movielens_dir, tmp_path):
            "ANALYSIS_MOVIELENS_DIR": str(movielens_dir)}
     for path in CHAPTERS:
         ch, nb = execute(path, env)
-        check_outputs(ch, nb)
+        check_outputs(ch, nb, real_movielens=True)
         if path.name == "index.qmd":
             text = str(nb.cells)
             assert "ml-latest-small" in text and "real" in text
