@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from pathlib import Path
 
+import pypandoc
 import pytest
+import typst
 from nbclient import NotebookClient
 
 from analysis.studies import get_study
@@ -50,6 +54,20 @@ def expected_source(ch, real_movielens: bool) -> str:
     return "synthetic"
 
 
+def check_table_converts(markdown: str, label: str) -> None:
+    """Pandoc (Quarto's converter) reads the table as a table for HTML and Typst,
+    and the Typst compiler accepts the result."""
+    text = f"{markdown}\n\n: Caption {{#{label}}}\n"
+    html = pypandoc.convert_text(text, "html", format="markdown")
+    assert "<table" in html, f"{label}: pandoc did not read a table"
+    typ = pypandoc.convert_text(text, "typst", format="markdown")
+    assert "#table(" in typ, f"{label}: no Typst table"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "table.typ"
+        src.write_text(typ, encoding="utf-8")
+        assert typst.compile(str(src))[:4] == b"%PDF"
+
+
 def check_outputs(ch, nb, real_movielens: bool) -> None:
     """Figures: one PNG each; tables: Markdown; no stderr; the data callout names the source."""
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -68,6 +86,7 @@ def check_outputs(ch, nb, real_movielens: bool) -> None:
                   if "text/markdown" in o.get("data", {})]
             assert md and "|" in md[0] and "<table" not in md[0], \
                 f"{label}: tables must be Markdown pipe tables"
+            check_table_converts(md[0], label)
         if "data_callout()" in cell.code:
             text = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
             source = expected_source(ch, real_movielens)
