@@ -99,3 +99,40 @@ def to_notebook(ch: Chapter) -> nbformat.NotebookNode:
     if ch.text[pos:].strip():
         nb.cells.append(nbformat.v4.new_markdown_cell(ch.text[pos:]))
     return nb
+
+
+def to_pdf_markdown(ch: Chapter, nb: nbformat.NotebookNode, image_dir: Path) -> str:
+    """The executed chapter as the Markdown Quarto hands to pandoc for the PDF (echo off).
+
+    Figures become labelled images, tables get their caption and label, ``asis``
+    output is inlined, and cross-references become Typst references.  Used to
+    compile each chapter with pandoc + Typst as a stand-in for ``quarto render``.
+    """
+    import base64
+
+    code = iter(c for c in nb.cells if c.cell_type == "code")
+    parts: list[str] = []
+    pos = 0
+    for m, cell in zip(FENCE.finditer(ch.text), ch.cells, strict=True):
+        parts.append(ch.text[pos: m.start()])
+        pos = m.end()
+        executed = next(code)
+        if cell.options.get("include") == "false":
+            continue
+        label = cell.options.get("label", "")
+        for i, out in enumerate(executed.outputs):
+            data = out.get("data", {})
+            if "image/png" in data:
+                img = image_dir / f"{ch.path.stem}-{label or cell.line}-{i}.png"
+                img.write_bytes(base64.b64decode(data["image/png"]))
+                cap = cell.options.get("fig-cap", "")
+                parts.append(f"\n![{cap}]({img.name}){{#{label}}}\n" if label.startswith("fig-")
+                             else f"\n![]({img.name})\n")
+            elif "text/markdown" in data:
+                parts.append("\n" + data["text/markdown"] + "\n")
+                if label.startswith("tbl-"):
+                    parts.append(f"\n: {cell.options.get('tbl-cap', '')} {{#{label}}}\n")
+    parts.append(ch.text[pos:])
+    text = "".join(parts)
+    text = REF.sub(lambda r: f"`@{r.group(1)}`{{=typst}}", text)
+    return '```{=typst}\n#set heading(numbering: "1.1")\n```\n\n' + text

@@ -33,21 +33,23 @@ class Book:
                                         {"studies": sections, "profile": self.config.profile}))
 
     def provenance(self) -> pd.DataFrame:
-        """Study, dataset, real or synthetic, rows, runtime, cached or fresh."""
+        """Study, dataset, real or synthetic, rows, runtime, cached or fresh, seed.
+
+        The runtime is that of the computation, also when this render read it from the cache.
+        """
         return pd.DataFrame({
-            "study": [get_study(r.name).TITLE for r in self.runs],
-            "dataset": [r.result.provenance.dataset for r in self.runs],
-            "source": [r.result.provenance.source for r in self.runs],
-            "rows": [r.result.provenance.rows for r in self.runs],
-            "runtime (s)": [r.result.provenance.runtime_s for r in self.runs],
-            "this render": ["cached" if r.cached else "fresh" for r in self.runs],
-            "seed": [str(r.result.provenance.seed) for r in self.runs],
-            "fingerprint": [r.result.provenance.fingerprint[:10] for r in self.runs],
+            "Study": [get_study(r.name).TITLE for r in self.runs],
+            "Dataset": [r.result.provenance.dataset for r in self.runs],
+            "Source": [r.result.provenance.source for r in self.runs],
+            "Rows": [r.result.provenance.rows for r in self.runs],
+            "Runtime (s)": [r.result.provenance.runtime_s for r in self.runs],
+            "Status": ["cached" if r.cached else "fresh" for r in self.runs],
+            "Seed": [str(r.result.provenance.seed) for r in self.runs],
         })
 
     def provenance_table(self) -> Markdown:
         """:meth:`provenance` as a Markdown table."""
-        return md_table(self.provenance(), digits={"runtime (s)": 1})
+        return md_table(self.provenance(), digits={"Runtime (s)": 1})
 
 
 def setup_book(*, profile: str | None = None) -> Book:
