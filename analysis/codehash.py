@@ -15,6 +15,9 @@ from pathlib import Path
 
 PACKAGE = "analysis"
 PACKAGE_DIR = Path(__file__).resolve().parent
+REGISTRY = "analysis.studies"
+"""The list of studies: every study reaches it (through the config loader), but
+adding a study to it changes no result, so it is not part of any fingerprint."""
 
 
 def module_path(module: str) -> Path | None:
@@ -53,17 +56,17 @@ def _imports(path: Path, module: str) -> set[str]:
 def dependencies(module: str) -> list[str]:
     """All ``analysis`` modules ``module`` imports, transitively, itself included.
 
-    Parent packages' ``__init__`` modules are included, since Python runs them.
+    Imports inside functions count (a study may import an estimator lazily).
+    A package's ``__init__`` counts when it is imported by name, not merely
+    because a submodule was; the study registry (:data:`REGISTRY`) never counts.
     """
     seen: set[str] = set()
     todo = [module]
     while todo:
         mod = todo.pop()
-        if mod in seen or module_path(mod) is None:
+        if mod in seen or mod == REGISTRY or module_path(mod) is None:
             continue
         seen.add(mod)
-        parts = mod.split(".")
-        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
         todo.extend(_imports(module_path(mod), mod))  # type: ignore[arg-type]
     return sorted(seen)
 

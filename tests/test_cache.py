@@ -90,6 +90,8 @@ def test_code_fingerprint_tracks_exactly_the_imported_modules(tmp_path, monkeypa
     monkeypatch.setattr(codehash, "PACKAGE_DIR", copy)
     before = code_fingerprint("analysis.studies.data_overview")
     (copy / "report" / "style.py").write_text("# a change the study does not import\n")
+    with (copy / "studies" / "__init__.py").open("a") as fh:
+        fh.write("\n# listing another study changes no result\n")
     assert code_fingerprint("analysis.studies.data_overview") == before
     with (copy / "data" / "synthetic.py").open("a") as fh:
         fh.write("\n# a change the study depends on\n")
