@@ -1,0 +1,132 @@
+"""The one cross-fitting helper every double machine learning estimator uses.
+
+Cross-fitting splits the sample into :math:`K` folds, fits a nuisance learner
+on :math:`K-1` of them and predicts on the held-out fold, so every observation
+gets an out-of-fold prediction (Chernozhukov et al., 2018, Definition 3.1).
+When observations are clustered (ratings by one user), whole clusters are
+assigned to folds, so no user's ratings are used both to fit a nuisance model
+and to evaluate it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from analysis.errors import EstimationError
+
+Method = Literal["predict", "predict_proba"]
+
+
+def make_folds(n_obs: int, n_folds: int = 3, *, clusters: np.ndarray | None = None,
+               seed: int = 0) -> np.ndarray:
+    """Assign every observation to one of ``n_folds`` folds.
+
+    Parameters
+    ----------
+    n_obs : int
+        Number of observations.
+    n_folds : int
+        :math:`K`, at least 2.
+    clusters : array of shape (n_obs,), optional
+        Cluster labels; all observations of a cluster land in the same fold.
+        Clusters are shuffled and cut into folds of about equal *rows*, so
+        folds stay balanced when cluster sizes are skewed.
+    seed : int
+        Seed of the shuffle.
+
+    Returns
+    -------
+    ndarray of int
+        Fold index in ``0..n_folds-1`` per observation.
+
+    Raises
+    ------
+    EstimationError
+        If ``n_folds < 2`` or there are fewer clusters (or observations) than folds.
+    """
+    if n_folds < 2:
+        raise EstimationError(f"n_folds={n_folds}: cross-fitting needs at least 2 folds. "
+                              "Use n_folds=3 (the default) or more.")
+    rng = np.random.default_rng(seed)
+    if clusters is None:
+        if n_obs < n_folds:
+            raise EstimationError(f"Only {n_obs} observations for n_folds={n_folds}. "
+                                  "Use fewer folds or more data.")
+        folds = np.empty(n_obs, dtype=np.int64)
+        folds[rng.permutation(n_obs)] = np.arange(n_obs) % n_folds
+        return folds
+    codes, uniques = pd.factorize(np.asarray(clusters), use_na_sentinel=False)
+    n_clusters = len(uniques)
+    if n_clusters < n_folds:
+        raise EstimationError(
+            f"Only {n_clusters} clusters for n_folds={n_folds}: cross-fitting by cluster "
+            "needs at least one whole cluster per fold. Use n_folds <= "
+            f"{max(n_clusters, 1)}, cluster at a finer level, or pass clusters=None.")
+    sizes = np.bincount(codes, minlength=n_clusters)
+    order = rng.permutation(n_clusters)
+    start = np.cumsum(sizes[order]) - sizes[order]  # rows before each shuffled cluster
+    fold_of = np.empty(n_clusters, dtype=np.int64)
+    fold_of[order] = np.minimum(start * n_folds // max(n_obs, 1), n_folds - 1)
+    # Cuts by rows could leave a fold without clusters when one cluster is huge.
+    if np.unique(fold_of).size < n_folds:
+        fold_of[order] = np.arange(n_clusters) % n_folds
+    return fold_of[codes]
+
+
+def cross_fit(learner: object, X: np.ndarray, y: np.ndarray, folds: np.ndarray, *,
+              method: Method = "predict", fit_mask: np.ndarray | None = None,
+              name: str = "learner") -> np.ndarray:
+    """Out-of-fold predictions of a cloned ``learner``.
+
+    Parameters
+    ----------
+    learner : scikit-learn compatible estimator
+        Cloned with :func:`sklearn.base.clone` for every fold; never fitted itself.
+    X : array of shape (n, p)
+    y : array of shape (n,)
+    folds : array of int, shape (n,)
+        From :func:`make_folds`.
+    method : {"predict", "predict_proba"}
+        ``predict_proba`` returns the probability of class 1.
+    fit_mask : bool array, optional
+        Fit only on training rows where the mask is true (e.g. treated units for
+        :math:`g_1`); predictions are still made for every held-out row.
+    name : str
+        Name of the nuisance function, for error messages (``"ml_m"``).
+
+    Returns
+    -------
+    ndarray of float, shape (n,)
+
+    Notes
+    -----
+    For fold :math:`k` with held-out set :math:`I_k`,
+    :math:`\\hat\\eta(x_i) = \\hat\\eta_{-k}(x_i)` for :math:`i \\in I_k`, where
+    :math:`\\hat\\eta_{-k}` is fitted on :math:`\\{j \\notin I_k\\}` (restricted to
+    ``fit_mask``).
+    """
+    if not hasattr(learner, method):
+        need = ("a classifier with predict_proba, e.g. LGBMClassifier or "
+                "LogisticRegression" if method == "predict_proba" else "a regressor")
+        raise EstimationError(f"{name} = {type(learner).__name__} has no {method}(); the "
+                              f"treatment is binary, so {name} must be {need}. "
+                              "Use a classifier instead.")
+    out = np.full(len(y), np.nan)
+    for k in np.unique(folds):
+        test = folds == k
+        train = ~test if fit_mask is None else (~test & fit_mask)
+        if not train.any():
+            raise EstimationError(f"Fold {k} leaves no training rows for {name}. "
+                                  "Use fewer folds or check the treatment/sample.")
+        est = clone(learner).fit(X[train], y[train])
+        if method == "predict_proba":
+            proba = est.predict_proba(X[test])
+            classes = list(getattr(est, "classes_", [0, 1]))
+            out[test] = proba[:, classes.index(1)] if 1 in classes else 0.0
+        else:
+            out[test] = est.predict(X[test])
+    return out

@@ -1,0 +1,168 @@
+"""Inference for linear Neyman-orthogonal scores: point estimate, iid and cluster-robust SEs.
+
+Every estimator in :mod:`analysis.estimators.dml` reduces to a score linear in
+the parameter, :math:`\\psi(W;\\theta,\\eta) = \\psi_a(W;\\eta)\\,\\theta + \\psi_b(W;\\eta)`,
+so the estimate, its variance and the aggregation over repeated cross-fitting
+live here once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ScoreSolution:
+    """The solution of one linear score.
+
+    Attributes
+    ----------
+    theta : float
+        :math:`\\hat\\theta`.
+    se : float
+        Cluster-robust standard error (iid when no clusters were given).
+    se_iid : float
+        Standard error that treats every observation as independent.
+    n_clusters : int
+        Number of clusters used (``n`` when none were given).
+    """
+
+    theta: float
+    se: float
+    se_iid: float
+    n_clusters: int
+
+
+def cluster_codes(clusters: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
+    """Integer codes ``0..G-1`` of cluster labels (each observation its own cluster if None)."""
+    if clusters is None:
+        return np.arange(n), n
+    codes, uniques = pd.factorize(np.asarray(clusters), use_na_sentinel=False)
+    return codes, len(uniques)
+
+
+def cluster_variance(psi: np.ndarray, codes: np.ndarray, n_clusters: int) -> float:
+    """:math:`\\frac{G}{G-1}\\frac1{n^2}\\sum_g\\big(\\sum_{i\\in g}\\psi_i\\big)^2`, the
+    cluster-robust variance of a sample mean of ``psi`` (which has mean zero)."""
+    n = len(psi)
+    sums = np.bincount(codes, weights=psi, minlength=n_clusters)
+    adj = n_clusters / (n_clusters - 1) if n_clusters > 1 else 1.0
+    return float(adj * np.sum(sums**2) / n**2)
+
+
+def solve_score(psi_a: np.ndarray, psi_b: np.ndarray,
+                clusters: np.ndarray | None = None) -> ScoreSolution:
+    """Solve :math:`\\frac1n\\sum_i \\psi_a\\theta + \\psi_b = 0` and estimate its variance.
+
+    Parameters
+    ----------
+    psi_a, psi_b : arrays of shape (n,)
+        The two parts of the linear score.
+    clusters : array of shape (n,), optional
+        Cluster labels for the cluster-robust variance.
+
+    Returns
+    -------
+    ScoreSolution
+
+    Notes
+    -----
+    :math:`\\hat\\theta = -\\bar\\psi_b/\\bar\\psi_a`, :math:`J = \\bar\\psi_a` and
+    :math:`\\hat\\psi_i = \\psi_{a,i}\\hat\\theta + \\psi_{b,i}`.  The iid variance is
+    :math:`J^{-2}\\,\\overline{\\hat\\psi^2}/n` (as in DoubleML); the cluster-robust one is
+    :math:`J^{-2}\\,\\frac{G}{G-1}\\,n^{-2}\\sum_g(\\sum_{i\\in g}\\hat\\psi_i)^2`
+    (Chiang et al., 2022, one-way clustering).
+    """
+    n = len(psi_a)
+    J = float(np.mean(psi_a))
+    theta = -float(np.mean(psi_b)) / J
+    psi = psi_a * theta + psi_b
+    se_iid = float(np.sqrt(np.mean(psi**2) / J**2 / n))
+    codes, G = cluster_codes(clusters, n)
+    se = float(np.sqrt(cluster_variance(psi, codes, G) / J**2)) if clusters is not None \
+        else se_iid
+    return ScoreSolution(theta=theta, se=se, se_iid=se_iid, n_clusters=G)
+
+
+def twoway_variance(psi: np.ndarray, first: np.ndarray, second: np.ndarray) -> float:
+    """Two-way cluster-robust variance of a mean of ``psi`` (Cameron, Gelbach & Miller, 2011).
+
+    Notes
+    -----
+    :math:`V = V_1 + V_2 - V_{12}`, each a one-way :func:`cluster_variance`, with
+    :math:`V_{12}` clustered on the intersection of the two groupings.  Clamped at
+    the larger of :math:`V_1` and :math:`V_2` in the rare case the difference is smaller.
+    """
+    n = len(psi)
+    c1, g1 = cluster_codes(first, n)
+    c2, g2 = cluster_codes(second, n)
+    c12, g12 = cluster_codes(c1.astype(np.int64) * g2 + c2, n)
+    v1, v2 = cluster_variance(psi, c1, g1), cluster_variance(psi, c2, g2)
+    return max(v1 + v2 - cluster_variance(psi, c12, g12), v1, v2)
+
+
+def median_aggregate(thetas: np.ndarray, ses: np.ndarray) -> tuple[float, float]:
+    """Aggregate repeated cross-fitting by the median (Chernozhukov et al., 2018, Def. 3.3).
+
+    Notes
+    -----
+    :math:`\\tilde\\theta = \\operatorname{med}_r\\hat\\theta_r` and
+    :math:`\\tilde\\sigma^2 = \\operatorname{med}_r\\big(\\hat\\sigma_r^2 +
+    (\\hat\\theta_r - \\tilde\\theta)^2\\big)`, as in DoubleML.
+    """
+    thetas, ses = np.asarray(thetas, float), np.asarray(ses, float)
+    theta = float(np.median(thetas))
+    return theta, float(np.sqrt(np.median(ses**2 + (thetas - theta) ** 2)))
+
+
+def group_means(phi: np.ndarray, groups: np.ndarray, clusters: np.ndarray | None = None,
+                second: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Means of a pseudo-outcome within groups, with their cluster-robust covariance.
+
+    Parameters
+    ----------
+    phi : array of shape (n,)
+        Pseudo-outcome (for AIPW, the score's :math:`\\psi_b`).
+    groups : array of shape (n,)
+        Integer group codes ``0..H-1``.
+    clusters : array of shape (n,), optional
+    second : array of shape (n,), optional
+        A second grouping for two-way clustering.
+
+    Returns
+    -------
+    means : ndarray (H,)
+    cov : ndarray (H, H)
+        Cluster-robust covariance of the means; clusters spanning several groups
+        make the means correlated, which the covariance keeps.
+    counts : ndarray (H,)
+
+    Notes
+    -----
+    With :math:`n_h` rows in group :math:`h`, the influence of row :math:`i` on mean
+    :math:`h` is :math:`\\mathbb 1[g_i=h](\\phi_i-\\hat\\mu_h)/n_h`; the covariance is
+    :math:`\\frac{G}{G-1}\\sum_c s_c s_c^\\top` over cluster sums :math:`s_c`
+    (two-way: :math:`C_1 + C_2 - C_{12}`, as in :func:`twoway_variance`).
+    """
+    H = int(groups.max()) + 1
+    n = len(phi)
+    counts = np.bincount(groups, minlength=H).astype(float)
+    means = np.bincount(groups, weights=phi, minlength=H) / counts
+    infl = (phi - means[groups]) / counts[groups]
+
+    def cov(labels: np.ndarray | None) -> np.ndarray:
+        codes, G = cluster_codes(labels, n)
+        sums = np.bincount(codes * H + groups, weights=infl, minlength=G * H).reshape(G, H)
+        return (G / (G - 1) if G > 1 else 1.0) * sums.T @ sums
+
+    if second is None:
+        return means, cov(clusters), counts
+    first = clusters if clusters is not None else np.arange(n)
+    c1, _ = cluster_codes(first, n)
+    c2, g2 = cluster_codes(second, n)
+    both = cov(first) + cov(second) - cov(c1.astype(np.int64) * g2 + c2)
+    return means, both, counts
