@@ -211,7 +211,7 @@ def fig_contour(result: StudyResult) -> Figure:
     y = np.sort(c["r2_outcome"].unique())
     z = c.pivot(index="r2_outcome", columns="r2_treatment", values="adjusted").to_numpy()
     fig, ax = new_figure(height=3.8)
-    levels = np.round(np.linspace(np.floor(z.min() * 4) / 4, f["lr"], 8), 2)
+    levels = np.round(np.linspace(np.floor(z.min() * 4) / 4, f["lr"], 8)[:-1], 2)
     cs = ax.contour(x, y, z, levels=np.unique(np.append(levels[levels != 0], 0.0)),
                     colors=PALETTE["grey"], linewidths=0.8)
     ax.clabel(cs, fontsize=7, fmt="%.2f")
@@ -270,10 +270,11 @@ def fig_lalonde(result: StudyResult) -> Figure:
             f"Experiment: ${bench['estimate']:,.0f}")
     ax.set_yticks(ax.get_yticks(), [s.replace(" (", "\n(") for s in t["term"].iloc[1:]],
                   fontsize=8)
-    ax.xaxis.set_major_formatter(lambda v, _: f"{v / 1000:+,.0f}k".replace("-", "−"))
+    ax.xaxis.set_major_formatter(
+        lambda v, _: "0" if v == 0 else f"{v / 1000:+,.0f}k".replace("-", "−"))
     ax.set_xlabel("Effect on 1978 earnings ($), 95% CI")
     ax.set_title("NSW trainees vs CPS controls")
-    ax.legend(loc="center left", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8)
     mid = (o["lower"] + o["upper"]) / 2
     w = o["upper"] - o["lower"]
     ax2.bar(mid, o["controls"] / o["controls"].sum(), width=w, color=PALETTE["grey"],
