@@ -153,7 +153,7 @@ def run(config: Config, root: Path | None = None):
         simulations=config.refuter_simulations, subset_fraction=config.subset_fraction,
         benchmark=ENGAGEMENT), unit=" h")
     sens_tables, sens_facts = _sensitivity(pipe, lr, sim.frame)
-    iv_table, iv_facts = _iv_tables(config, sim.frame, iv)
+    iv_table, iv_facts = _iv_tables(config, pipe, iv)
     tables = {"estimates": estimates, "variables": variable_table(), "graph_nodes": nodes,
               "graph_edges": edges, "iv": iv_table, "refutation": refute, **sens_tables,
               "weak_iv_demo": _weak_demo(config)}
@@ -198,6 +198,10 @@ def _estimate_facts(t: pd.DataFrame, truth: float) -> dict:
            "all_adjusted_cover_truth": bool(adjusted["covers_truth"].all()),
            "n_adjusted_cover_truth": int(adjusted["covers_truth"].sum()),
            "max_adjusted_error": float(adjusted["error"].abs().max()),
+           "adjusted_cover_phrase": ("all three intervals contain the truth"
+                                     if adjusted["covers_truth"].all() else
+                                     f"only {int(adjusted['covers_truth'].sum())} of the "
+                                     "three intervals contain the truth"),
            "typical_bias_reduction": float(1 - 0.674 * lr["std_error"] / abs(naive["error"]))}
     for key, method in (("lr", "backdoor.linear_regression"),
                         ("psw", "backdoor.propensity_score_weighting"),
@@ -220,11 +224,10 @@ def _ident_facts(ident) -> dict:
             "unconfoundedness": ident.assumption}
 
 
-def _iv_tables(config: Config, frame: pd.DataFrame, iv) -> tuple[pd.DataFrame, dict]:
+def _iv_tables(config: Config, pipe: DoWhyPipeline, iv) -> tuple[pd.DataFrame, dict]:
     """2SLS with and without covariates, plus DoWhy's own IV estimate as a cross-check."""
-    plain = two_stage_least_squares(frame, outcome=OUTCOME, treatment=TREATMENT,
+    plain = two_stage_least_squares(pipe.data, outcome=OUTCOME, treatment=TREATMENT,
                                     instrument=INSTRUMENT)
-    pipe = DoWhyPipeline(frame, music_graph(), treatment=TREATMENT, outcome=OUTCOME)
     with quiet_dowhy():
         wald = pipe._model(pipe.data.copy()).estimate_effect(
             pipe.estimand(), method_name="iv.instrumental_variable").value
@@ -262,6 +265,10 @@ def _refute_facts(t: pd.DataFrame) -> dict:
     out = {"refuters_all_passed": bool(t["passed"].all()),
            "refuters_n_passed": int(t["passed"].sum()), "refuters_n": len(t),
            "failed_refuters": ", ".join(t.loc[~t["passed"], "refuter"]).lower()}
+    out["refuters_sentence"] = (
+        f"All {len(t)} refuters pass." if out["refuters_all_passed"] else
+        f"{out['refuters_n_passed']} of {len(t)} refuters pass; failing: "
+        f"{out['failed_refuters']}.")
     for key, name in (("placebo", "Placebo treatment"), ("random_cause", "Random common cause"),
                       ("subset", "Data subset"), ("unobserved", "Add unobserved common cause")):
         if name in by.index:
