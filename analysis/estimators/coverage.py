@@ -18,7 +18,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from analysis.estimators.dml import DoubleMLPLR
 
 
-def clustered_design(rng: np.random.Generator, *, n_clusters: int = 100, cluster_size: int = 20,
+def clustered_design(rng: np.random.Generator, *, n_clusters: int = 200, cluster_size: int = 10,
                      theta: float = 0.5, effect_sd: float = 0.5
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One draw of a clustered, confounded design with a binary treatment.
@@ -58,7 +58,7 @@ def clustered_design(rng: np.random.Generator, *, n_clusters: int = 100, cluster
     return np.column_stack([z, x]), y, d, c
 
 
-def coverage_simulation(n_reps: int = 200, *, n_clusters: int = 100, cluster_size: int = 20,
+def coverage_simulation(n_reps: int = 200, *, n_clusters: int = 200, cluster_size: int = 10,
                         theta: float = 0.5, n_folds: int = 3, level: float = 0.95,
                         seed: int = 0) -> pd.DataFrame:
     """Replicate :func:`clustered_design` and fit the PLR each time.
@@ -89,8 +89,9 @@ def coverage_simulation(n_reps: int = 200, *, n_clusters: int = 100, cluster_siz
         rng = np.random.default_rng(seed + r)
         X, y, d, c = clustered_design(rng, n_clusters=n_clusters, cluster_size=cluster_size,
                                       theta=theta)
-        m = DoubleMLPLR(ml_g=LinearRegression(), ml_m=LogisticRegression(), n_folds=n_folds,
-                        seed=seed + r).fit(X, y, d, clusters=c)
+        m = DoubleMLPLR(ml_g=LinearRegression(),
+                        ml_m=LogisticRegression(solver="newton-cholesky"),
+                        n_folds=n_folds, seed=seed + r).fit(X, y, d, clusters=c)
         rows.append((m.coef_, m.se_, m.se_iid_))
     out = pd.DataFrame(rows, columns=["estimate", "se", "se_iid"])
     out["covered"] = (out["estimate"] - theta).abs() <= crit * out["se"]

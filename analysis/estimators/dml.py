@@ -20,14 +20,7 @@ from sklearn.base import BaseEstimator
 
 from analysis.errors import EstimationError, NotFittedError, OverlapError, OverlapWarning
 from analysis.estimators.crossfit import cross_fit, make_folds
-from analysis.estimators.inference import (
-    cluster_codes,
-    cluster_variance,
-    group_means,
-    median_aggregate,
-    solve_score,
-    twoway_variance,
-)
+from analysis.estimators.inference import group_means, median_aggregate, score_se, solve_score
 from analysis.result import tidy_frame, tidy_row
 
 Model = Literal["plr", "irm"]
@@ -146,16 +139,8 @@ class _DoubleML(BaseEstimator):
         The folds stay those of ``fit``; only the variance of the score changes.
         """
         self._require_fit()
-        ses = []
-        for a, b, theta in zip(self.psi_a_, self.psi_b_, self.thetas_, strict=True):
-            psi, J = a * theta + b, float(np.mean(a))
-            if second is not None:
-                var = twoway_variance(psi, clusters if clusters is not None
-                                      else np.arange(len(psi)), second)
-            else:
-                codes, G = cluster_codes(clusters, len(psi))
-                var = cluster_variance(psi, codes, G)
-            ses.append(np.sqrt(var / J**2))
+        ses = [score_se(a, b, theta, clusters, second)
+               for a, b, theta in zip(self.psi_a_, self.psi_b_, self.thetas_, strict=True)]
         return median_aggregate(self.thetas_, np.array(ses))[1]
 
     def _require_fit(self) -> None:
@@ -309,10 +294,10 @@ class DoubleMLIRM(_DoubleML):
                folds: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         ml_g, ml_m = self._learners(d)
         treated = d == 1
+        m_raw = cross_fit(ml_m, X, d, folds, method="predict_proba", name="ml_m")
+        m_hat = self._check_overlap(m_raw)  # fails fast, before the outcome models
         g0_hat = cross_fit(ml_g, X, y, folds, fit_mask=~treated, name="ml_g (untreated arm)")
         g1_hat = cross_fit(ml_g, X, y, folds, fit_mask=treated, name="ml_g (treated arm)")
-        m_raw = cross_fit(ml_m, X, d, folds, method="predict_proba", name="ml_m")
-        m_hat = self._check_overlap(m_raw)
         psi_a, psi_b = irm_score(y, d, g0_hat, g1_hat, m_hat)
         return psi_a, psi_b, {"g0_hat": g0_hat, "g1_hat": g1_hat, "m_hat": m_raw}
 

@@ -104,6 +104,29 @@ def twoway_variance(psi: np.ndarray, first: np.ndarray, second: np.ndarray) -> f
     return max(v1 + v2 - cluster_variance(psi, c12, g12), v1, v2)
 
 
+def score_se(psi_a: np.ndarray, psi_b: np.ndarray, theta: float,
+             clusters: np.ndarray | None = None, second: np.ndarray | None = None) -> float:
+    """Standard error of a solved linear score under iid, one-way or two-way clustering.
+
+    Notes
+    -----
+    :math:`\\widehat{se} = \\sqrt{V}/|J|` with :math:`J=\\bar\\psi_a` and :math:`V` the
+    variance of the mean of :math:`\\hat\\psi = \\psi_a\\hat\\theta + \\psi_b`: iid
+    (``clusters`` None), :func:`cluster_variance`, or :func:`twoway_variance`
+    when ``second`` is given.
+    """
+    psi = psi_a * theta + psi_b
+    n = len(psi)
+    if second is not None:
+        var = twoway_variance(psi, clusters if clusters is not None else np.arange(n), second)
+    elif clusters is None:
+        var = float(np.mean(psi**2) / n)
+    else:
+        codes, G = cluster_codes(clusters, n)
+        var = cluster_variance(psi, codes, G)
+    return float(np.sqrt(var) / abs(np.mean(psi_a)))
+
+
 def median_aggregate(thetas: np.ndarray, ses: np.ndarray) -> tuple[float, float]:
     """Aggregate repeated cross-fitting by the median (Chernozhukov et al., 2018, Def. 3.3).
 
