@@ -24,6 +24,7 @@ from types import ModuleType
 
 STUDIES: dict[str, str] = {
     "data_overview": "analysis.studies.data_overview",
+    "dml_genre": "analysis.studies.dml_genre",
     "dowhy_recs": "analysis.studies.dowhy_recs",
 }
 """Registered studies in book order: name -> module."""
