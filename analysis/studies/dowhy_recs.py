@@ -201,7 +201,7 @@ def _estimate_facts(t: pd.DataFrame, truth: float) -> dict:
            "adjusted_cover_phrase": ("all three intervals contain the truth"
                                      if adjusted["covers_truth"].all() else
                                      f"only {int(adjusted['covers_truth'].sum())} of the "
-                                     "three intervals contain the truth"),
+                                     "three intervals cover the truth"),
            "typical_bias_reduction": float(1 - 0.674 * lr["std_error"] / abs(naive["error"]))}
     for key, method in (("lr", "backdoor.linear_regression"),
                         ("psw", "backdoor.propensity_score_weighting"),
