@@ -255,3 +255,20 @@ def test_monte_carlo_coverage_is_near_95_percent():
     assert 0.92 <= coverage <= 0.98, coverage
     assert reps["covered_iid"].mean() < coverage - 0.03
     assert abs(reps["estimate"].mean() - 0.5) < 4 * reps["estimate"].std() / np.sqrt(300)
+
+
+def test_linear_adjustment_matches_statsmodels_ols():
+    import statsmodels.api as sm
+
+    from analysis.estimators.inference import solve_score
+    from analysis.estimators.ols import linear_adjustment_score
+
+    X, y, d, clusters = design(n=800, seed=9)
+    X = np.column_stack([X, np.zeros(800)])  # a constant column is harmless
+    ols = sm.OLS(y, sm.add_constant(np.column_stack([d, X[:, :4]]))).fit(
+        cov_type="cluster", cov_kwds={"groups": clusters})
+    sol = solve_score(*linear_adjustment_score(X, y, d), clusters)
+    assert sol.theta == pytest.approx(ols.params[1], rel=1e-9)
+    # statsmodels adds the (n-1)/(n-k) small-sample factor to the same sandwich
+    k = 6
+    assert sol.se * np.sqrt((800 - 1) / (800 - k)) == pytest.approx(ols.bse[1], rel=1e-6)

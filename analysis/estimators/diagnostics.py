@@ -33,14 +33,14 @@ def standardized_differences(X: pd.DataFrame, d: np.ndarray,
     Series
         :math:`(\\bar x_1 - \\bar x_0)/\\sqrt{(s_1^2 + s_0^2)/2}` per column.
     """
-    A = X.to_numpy(dtype=np.float64)
     t = np.asarray(d) == 1
-    w = np.ones(len(A)) if weights is None else np.asarray(weights, dtype=np.float64)
-    mean1 = np.average(A[t], axis=0, weights=w[t])
-    mean0 = np.average(A[~t], axis=0, weights=w[~t])
-    sd = np.sqrt((A[t].var(axis=0) + A[~t].var(axis=0)) / 2)
-    sd[sd == 0] = 1.0
-    return pd.Series((mean1 - mean0) / sd, index=X.columns)
+    w = np.ones(len(X)) if weights is None else np.asarray(weights, dtype=np.float64)
+    out = {}
+    for col in X.columns:  # column by column: no full float64 copy of X
+        a = X[col].to_numpy(dtype=np.float64)
+        sd = np.sqrt((a[t].var() + a[~t].var()) / 2) or 1.0
+        out[col] = (np.average(a[t], weights=w[t]) - np.average(a[~t], weights=w[~t])) / sd
+    return pd.Series(out)
 
 
 def compare_learners(learners: Mapping[str, object], X: np.ndarray, y: np.ndarray,

@@ -59,7 +59,7 @@ def dml(X: np.ndarray | pd.DataFrame, y: np.ndarray, d: np.ndarray, *, model: Mo
 
 
 def default_learner(kind: LearnerKind, *, n_estimators: int = 300, learning_rate: float = 0.05,
-                    num_leaves: int = 31, min_child_samples: int = 50,
+                    num_leaves: int = 31, min_child_samples: int = 50, subsample: float = 0.8,
                     seed: int = 0) -> BaseEstimator:
     """The default LightGBM nuisance learner (single-threaded, silent).
 
@@ -69,7 +69,7 @@ def default_learner(kind: LearnerKind, *, n_estimators: int = 300, learning_rate
 
     cls = LGBMRegressor if kind == "regressor" else LGBMClassifier
     return cls(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
-               min_child_samples=min_child_samples, subsample=0.8, subsample_freq=1,
+               min_child_samples=min_child_samples, subsample=subsample, subsample_freq=1,
                colsample_bytree=0.8, max_bin=63, n_jobs=1, verbose=-1, random_state=seed)
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+CHUNK = 1_000_000
+"""Rows per chunk when accumulating the normal equations."""
+
 
 def linear_adjustment_score(X: np.ndarray | None, y: np.ndarray,
                             d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -33,12 +36,25 @@ def linear_adjustment_score(X: np.ndarray | None, y: np.ndarray,
     """
     y = np.asarray(y, dtype=np.float64)
     d = np.asarray(d, dtype=np.float64)
-    Z = np.ones((len(y), 1)) if X is None else np.column_stack(
-        [np.ones(len(y)), np.asarray(X, dtype=np.float64)])
-    scale = Z.std(axis=0)
+    ry, rd = y - y.mean(), d - d.mean()
+    if X is None:
+        return -rd * rd, ry * rd
+    X = np.asarray(X)
+    n = len(y)
+    mean = X.mean(axis=0, dtype=np.float64)
+    scale = X.std(axis=0, dtype=np.float64)
     scale[scale == 0] = 1.0
-    Zs = Z / scale
-    coef, *_ = np.linalg.lstsq(Zs, np.column_stack([y, d]), rcond=None)
-    res = np.column_stack([y, d]) - Zs @ coef
-    ry, rd = res[:, 0], res[:, 1]
+    chunks = [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
+    ZtZ = np.zeros((X.shape[1], X.shape[1]))
+    Ztr = np.zeros((X.shape[1], 2))
+    target = np.column_stack([ry, rd])
+    for c in chunks:  # normal equations in row chunks: memory stays one chunk
+        Z = (X[c] - mean) / scale
+        ZtZ += Z.T @ Z
+        Ztr += Z.T @ target[c]
+    beta = np.linalg.lstsq(ZtZ, Ztr, rcond=None)[0]
+    for c in chunks:
+        fit = ((X[c] - mean) / scale) @ beta
+        ry[c] -= fit[:, 0]
+        rd[c] -= fit[:, 1]
     return -rd * rd, ry * rd

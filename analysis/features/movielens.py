@@ -150,9 +150,10 @@ def build_features(ratings: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     out.update(_movie_features(ratings["item"].to_numpy(), ts, y, year, missing, items,
                                ratings))
     out.update(_time_features(ratings["timestamp"]))
-    frame = pd.DataFrame({k: out[k].astype(np.float32) for k in FEATURE_NAMES},
-                         index=ratings.index)
-    return frame
+    mat = np.empty((len(ratings), len(FEATURE_NAMES)), dtype=np.float32)
+    for j, k in enumerate(FEATURE_NAMES):  # one column at a time: peak memory ~ one matrix
+        mat[:, j] = out.pop(k)
+    return pd.DataFrame(mat, columns=FEATURE_NAMES, index=ratings.index, copy=False)
 
 
 def report_style_features(ratings: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
@@ -215,12 +216,12 @@ def _genre_matrix(ratings: pd.DataFrame, items: pd.DataFrame) -> np.ndarray:
     """Per rating: 0/1 columns for :data:`TRACKED_GENRES`, then drama-romance, then other."""
     cols = [has_all_genres(items, (g,)).to_numpy() for g in TRACKED_GENRES]
     cols.append(has_all_genres(items, ("Drama", "Romance")).to_numpy())
-    m = np.column_stack(cols).astype(np.float32)
-    other = (m[:, : len(TRACKED_GENRES)].sum(axis=1) == 0).astype(np.float32)
+    m = np.column_stack(cols).astype(np.int8)
+    other = (m[:, : len(TRACKED_GENRES)].sum(axis=1) == 0).astype(np.int8)
     m = np.column_stack([m, other])
     pos = pd.Index(items["item"].to_numpy()).get_indexer(ratings["item"].to_numpy())
     out = m[np.maximum(pos, 0)]
-    out[pos < 0] = 0.0
+    out[pos < 0] = 0
     return out
 
 
@@ -240,9 +241,14 @@ class _History:
         self.count = (self.tie - self.first).astype(float)
 
     def sum(self, values: np.ndarray) -> np.ndarray:
-        """Per sorted row: sum of ``values`` (in original order) over earlier timestamps."""
+        """Per sorted row: sum of ``values`` (1-D, original order) over earlier timestamps.
+
+        Uses the exclusive cumulative sum ``C[i] = cumsum[i] - v[i]``, so the prior
+        sum is ``C[tie start] - C[entity start]``; memory stays a few 1-D arrays.
+        """
         v = np.asarray(values, dtype=np.float64)[self.order]
-        c = np.concatenate([np.zeros((1,) + v.shape[1:]), np.cumsum(v, axis=0)])
+        c = np.cumsum(v)
+        c -= v
         return c[self.tie] - c[self.first]
 
     def within(self, seconds: float) -> np.ndarray:
@@ -282,9 +288,7 @@ def _user_features(user: np.ndarray, ts: np.ndarray, y: np.ndarray, year: np.nda
     s1, s2 = h.sum(y), h.sum(y * y)
     mean = _shrunk(s1, n, mu)
     ss_dev = np.maximum(s2 - s1**2 / np.maximum(n, 1), 0.0)
-    rating_bits = np.column_stack([y >= 4, y <= 2, y % 1 != 0, year]).astype(float)
-    bits = h.sum(rating_bits)
-    base = np.array([0.5, 0.15, 0.2])  # neutral priors for the share features
+    del s2, mu
     out = {
         "user_n_prior": np.log1p(n),
         "user_prior_mean": mean,
@@ -292,36 +296,45 @@ def _user_features(user: np.ndarray, ts: np.ndarray, y: np.ndarray, year: np.nda
         "user_experience_years": (h.t - h.t[h.first]) / YEAR_S,
         "user_log_days_since_last": np.log1p((h.t - h.previous_time()) / 86400.0),
         "user_n_last_day": np.log1p(h.within(86400.0)),
-        "user_share_high": _shrunk(bits[:, 0], n, base[0]),
-        "user_share_low": _shrunk(bits[:, 1], n, base[1]),
-        "user_share_half": _shrunk(bits[:, 2], n, base[2]),
-        "user_mean_movie_year": _shrunk(bits[:, 3], n, float(np.mean(year))),
+        "user_share_high": _shrunk(h.sum(y >= 4), n, 0.5),  # neutral priors for shares
+        "user_share_low": _shrunk(h.sum(y <= 2), n, 0.15),
+        "user_share_half": _shrunk(h.sum(y % 1 != 0), n, 0.2),
+        "user_mean_movie_year": _shrunk(h.sum(year), n, float(np.mean(year))),
     }
+    out = {k: v.astype(np.float32) for k, v in out.items()}
     out.update(_alignment(h, y, gen, year, mean, out["user_mean_movie_year"]))
     return {k: h.unsort(v) for k, v in out.items()}
 
 
 def _alignment(h: _History, y: np.ndarray, gen: np.ndarray, year: np.ndarray,
                user_mean: np.ndarray, user_year: np.ndarray) -> dict[str, np.ndarray]:
-    """User-genre alignment: genre shares, rating deviations by genre, genre entropy."""
+    """User-genre alignment: genre shares, rating deviations by genre, genre entropy.
+
+    One genre column at a time, so memory stays a few 1-D arrays per row.
+    """
     n = h.count
-    counts = h.sum(gen)  # (n, genres + DR + other), rows in sorted order
-    overall = gen.mean(axis=0)
-    shares = _shrunk(counts, n[:, None], overall[None, :])
-    gi = {g: j for j, g in enumerate(TRACKED_GENRES)}
-    gi["DR"] = len(TRACKED_GENRES)
-    out = {f"share_{g.lower()}": shares[:, gi[g]]
-           for g in ("Drama", "Romance", "Comedy", "Action", "Thriller")}
-    out["share_drama_romance"] = shares[:, gi["DR"]]
-    picked = [gi[g] for g in ("Drama", "Romance", "Comedy", "DR")]
-    ysum = h.sum(gen[:, picked] * y[:, None])
-    genre_mean = _shrunk(ysum, counts[:, picked], user_mean[:, None])
-    for j, g in enumerate(("drama", "romance", "comedy", "drama_romance")):
-        out[f"dev_{g}"] = genre_mean[:, j] - user_mean
-    mix = np.delete(shares, gi["DR"], axis=1)
-    p = mix / mix.sum(axis=1, keepdims=True)
-    out["genre_entropy"] = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)
-    out["year_gap"] = year[h.order] - user_year
+    names = [*TRACKED_GENRES, "DR", "other"]
+    out: dict[str, np.ndarray] = {}
+    shares: dict[str, np.ndarray] = {}
+    for j, g in enumerate(names):
+        col = gen[:, j]
+        counts = h.sum(col)
+        shares[g] = _shrunk(counts, n, float(col.mean())).astype(np.float32)
+        if g in ("Drama", "Romance", "Comedy", "DR"):
+            genre_mean = _shrunk(h.sum(col * y), counts, user_mean)
+            key = "drama_romance" if g == "DR" else g.lower()
+            out[f"dev_{key}"] = (genre_mean - user_mean).astype(np.float32)
+    for g in ("Drama", "Romance", "Comedy", "Action", "Thriller"):
+        out[f"share_{g.lower()}"] = shares[g]
+    out["share_drama_romance"] = shares["DR"]
+    mix = [shares[g].astype(np.float64) for g in names if g != "DR"]
+    total = np.sum(mix, axis=0)
+    entropy = np.zeros(len(total))
+    for m in mix:
+        p = m / total
+        entropy -= p * np.log(np.clip(p, 1e-12, None))
+    out["genre_entropy"] = entropy.astype(np.float32)
+    out["year_gap"] = (year[h.order] - user_year).astype(np.float32)
     return out
 
 
@@ -339,7 +352,7 @@ def _movie_features(item: np.ndarray, ts: np.ndarray, y: np.ndarray, year: np.nd
         "movie_prior_mean": _shrunk(s1, n, mu),
         "movie_prior_sd": np.sqrt((ss_dev + SHRINK * 1.0) / (n + SHRINK)),
     }
-    out = {k: h.unsort(v) for k, v in sorted_out.items()}
+    out = {k: h.unsort(v.astype(np.float32)) for k, v in sorted_out.items()}
     rated_year = 1970 + ts / YEAR_S
     out.update({"movie_year": year, "movie_age": np.maximum(rated_year - year, 0.0),
                 "movie_year_missing": missing.astype(float),

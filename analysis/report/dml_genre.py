@@ -192,10 +192,8 @@ def fig_segments(result: StudyResult) -> Figure:
                    label="Planted truth")
     ax.axvline(result.facts["aipw"], color=PALETTE["grey"], ls=":", lw=1.2,
                label="Overall AIPW estimate")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_yticks(y, [f"{seg.split(' vs ')[0]}: {lab}" if i % 2 == 0 else lab
-                      for i, (seg, lab) in enumerate(zip(g["segment"], g["term"], strict=True))],
-                  fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.set_yticks(y, g["term"], fontsize=8.5)
     ax.axvline(0, color=PALETTE["grey"], lw=0.8)
     ax.set_xlabel("Effect of drama-romance within the group (stars)")
     ax.set_title("Effects by segment, 95% intervals clustered by user and movie")

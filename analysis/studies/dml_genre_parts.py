@@ -105,7 +105,7 @@ def model_comparison(X: pd.DataFrame, y: np.ndarray, user: np.ndarray, config: o
             max_features=0.33, max_samples=0.5, n_jobs=1, random_state=config.seed),
         "Gradient boosting (LightGBM)": gb,
     }
-    out = compare_learners(learners, X.to_numpy(dtype=np.float64)[keep], y[keep], user[keep],
+    out = compare_learners(learners, X.to_numpy()[keep].astype(np.float64), y[keep], user[keep],
                            n_folds=config.n_folds, seed=config.seed)
     out["rows"] = len(keep)
     out["best"] = out["rmse"] == out["rmse"].min()
