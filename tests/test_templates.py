@@ -8,6 +8,8 @@ import jinja2
 import pytest
 from jinja2 import nodes
 
+from analysis.cache import ResultCache
+from analysis.config import load_config
 from analysis.report.summaries import (
     ci,
     effect,
@@ -25,16 +27,24 @@ TEMPLATES = sorted(p.relative_to(ROOT / "templates").as_posix()
                    for p in (ROOT / "templates").rglob("*.j2"))
 
 
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Each study's quick result, computed once for this module."""
+    config = load_config(ROOT / "analysis.toml", profile="quick")
+    cache = ResultCache(tmp_path_factory.mktemp("template-cache"))
+    return {name: run_study(name, config=config, cache=cache).result for name in STUDIES}
+
+
 @pytest.mark.parametrize("name", list(STUDIES))
-def test_each_study_summary_renders(name):
-    text = render_summary(run_study(name).result)
+def test_each_study_summary_renders(results, name):
+    text = render_summary(results[name])
     assert len(text.split()) > 20
     assert "{{" not in text and "{%" not in text
 
 
 @pytest.mark.parametrize("name", list(STUDIES))
-def test_missing_fact_raises(name):
-    result = run_study(name).result
+def test_missing_fact_raises(results, name):
+    result = results[name]
     template = get_study(name).SUMMARY_TEMPLATE
     facts = dict(result.facts)
     used = environment().parse(
