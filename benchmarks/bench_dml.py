@@ -7,8 +7,9 @@ Usage (from the project root)::
         (DIR defaults to $ANALYSIS_MOVIELENS_DIR, else ../shared/data/movielens/ml-latest-small).
 
     python benchmarks/bench_dml.py synthetic [--ratings 20000000] [--users 138493]
-                                             [--items 27278] [--n-rep 1] [--trees 60]
-                                             [--subsample 0.3] [--control-sets]
+                                             [--items 27278] [--n-rep 1] [--trees 30]
+                                             [--learning-rate 0.15] [--subsample 0.8]
+                                             [--control-sets]
         The study on a synthetic MovieLens-shaped set of that size (MovieLens 20M's
         shape by default), with the settings shown in the output.  Without
         ``--control-sets`` the report-style/all-features comparison is skipped;
@@ -59,8 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--users", type=int, default=138_493)
     p.add_argument("--items", type=int, default=27_278)
     p.add_argument("--n-rep", type=int, default=1)
-    p.add_argument("--trees", type=int, default=60)
-    p.add_argument("--subsample", type=float, default=0.3)
+    p.add_argument("--trees", type=int, default=30)
+    p.add_argument("--learning-rate", type=float, default=0.15)
+    p.add_argument("--subsample", type=float, default=0.8)
     p.add_argument("--control-sets", action="store_true")
     a = p.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
         config = dml_genre.Config(source="synthetic", synthetic_users=a.users,
                                   synthetic_items=a.items, synthetic_ratings=a.ratings,
                                   n_rep=a.n_rep, n_estimators=a.trees, subsample=a.subsample,
+                                  learning_rate=a.learning_rate,
                                   compare_control_sets=a.control_sets)
         data = simulate_movielens(**config.synthetic_params())
         ref = synthetic_movielens_ref(**config.synthetic_params())

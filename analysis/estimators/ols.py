@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CHUNK = 1_000_000
+CHUNK = 250_000
 """Rows per chunk when accumulating the normal equations."""
 
 
@@ -41,10 +41,11 @@ def linear_adjustment_score(X: np.ndarray | None, y: np.ndarray,
         return -rd * rd, ry * rd
     X = np.asarray(X)
     n = len(y)
-    mean = X.mean(axis=0, dtype=np.float64)
-    scale = X.std(axis=0, dtype=np.float64)
-    scale[scale == 0] = 1.0
     chunks = [slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK)]
+    mean = sum(X[c].sum(axis=0, dtype=np.float64) for c in chunks) / n
+    var = sum(((X[c] - mean) ** 2).sum(axis=0) for c in chunks) / n
+    scale = np.sqrt(var)
+    scale[scale == 0] = 1.0
     ZtZ = np.zeros((X.shape[1], X.shape[1]))
     Ztr = np.zeros((X.shape[1], 2))
     target = np.column_stack([ry, rd])

@@ -145,14 +145,18 @@ def build_features(ratings: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
                         .to_numpy(dtype=float, na_value=np.nan), fill=np.nan)
     missing = np.isnan(year)
     year = np.where(missing, np.nanmedian(year) if (~missing).any() else 2000.0, year)
-    out: dict[str, np.ndarray] = {}
-    out.update(_user_features(ratings["user"].to_numpy(), ts, y, year, gen))
-    out.update(_movie_features(ratings["item"].to_numpy(), ts, y, year, missing, items,
-                               ratings))
-    out.update(_time_features(ratings["timestamp"]))
-    mat = np.empty((len(ratings), len(FEATURE_NAMES)), dtype=np.float32)
-    for j, k in enumerate(FEATURE_NAMES):  # one column at a time: peak memory ~ one matrix
-        mat[:, j] = out.pop(k)
+    mat = None
+    column = {k: j for j, k in enumerate(FEATURE_NAMES)}
+    groups = (lambda: _user_features(ratings["user"].to_numpy(), ts, y, year, gen),
+              lambda: _movie_features(ratings["item"].to_numpy(), ts, y, year, missing, items,
+                                      ratings),
+              lambda: _time_features(ratings["timestamp"]))
+    for group in groups:  # one group at a time, copied into the matrix: low peak memory
+        values = group()
+        if mat is None:  # allocated after the heaviest group's temporaries are freed
+            mat = np.empty((len(ratings), len(FEATURE_NAMES)), dtype=np.float32)
+        for k in list(values):
+            mat[:, column[k]] = values.pop(k)
     return pd.DataFrame(mat, columns=FEATURE_NAMES, index=ratings.index, copy=False)
 
 
