@@ -15,6 +15,7 @@ import pandas as pd
 
 from analysis.data.common import DataRef
 from analysis.features.genres import genre_indicators, has_all_genres
+from analysis.result import StudyResult
 from analysis.studies.base import (
     MovieLensConfig,
     Timer,
@@ -41,7 +42,7 @@ def data_ref(config: Config, root: Path | None = None) -> DataRef:
     return movielens_data_ref(config, root)
 
 
-def run(config: Config, root: Path | None = None) -> object:
+def run(config: Config, root: Path | None = None) -> StudyResult:
     """Describe the dataset.
 
     Returns

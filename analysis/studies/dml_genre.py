@@ -35,7 +35,7 @@ from analysis.features.movielens import (
     report_style_features,
     treatment,
 )
-from analysis.result import tidy_frame, tidy_row
+from analysis.result import StudyResult, tidy_frame, tidy_row
 from analysis.studies import dml_genre_parts as parts
 from analysis.studies.base import (
     MovieLensConfig,
@@ -109,7 +109,7 @@ def data_ref(config: Config, root: Path | None = None) -> DataRef:
     return movielens_data_ref(config, root)
 
 
-def run(config: Config, root: Path | None = None) -> object:
+def run(config: Config, root: Path | None = None) -> StudyResult:
     """Estimate the effect of drama-romance on ratings.
 
     Returns

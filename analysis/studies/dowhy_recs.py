@@ -44,7 +44,7 @@ from analysis.data.music import (
     variable_table,
 )
 from analysis.errors import WeakInstrumentWarning
-from analysis.result import tidy_frame
+from analysis.result import StudyResult, tidy_frame
 from analysis.studies.base import Timer, make_result
 
 NAME = "dowhy_recs"
@@ -121,7 +121,7 @@ def lgbm_factories(trees: int, seed: int):
     return (lambda: LGBMRegressor(**kw)), (lambda: LGBMClassifier(**kw))
 
 
-def run(config: Config, root: Path | None = None):
+def run(config: Config, root: Path | None = None) -> StudyResult:
     """Run the whole chapter's analysis.
 
     Returns
