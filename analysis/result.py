@@ -173,6 +173,19 @@ def tidy_frame(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
     return df[TIDY_COLUMNS + extra]
 
 
+def count_phrase(n: int, total: int, what: str, verb: str) -> str:
+    """Agreeing wording for "n of total": ``count_phrase(1, 3, "intervals", "cover")``
+    gives ``"only 1 of the 3 intervals covers"``; all and none get their own words.
+
+    ``verb`` is the plural form; the singular adds an "s".
+    """
+    if n == total:
+        return f"all {total} {what} {verb}"
+    if n == 0:
+        return f"none of the {total} {what} {verb}s"
+    return f"only {n} of the {total} {what} {verb if n > 1 else verb + 's'}"
+
+
 def as_fact(x: Any) -> Fact:
     """Convert numpy scalars to plain Python facts."""
     if isinstance(x, np.generic):

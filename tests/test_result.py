@@ -43,3 +43,12 @@ def test_missing_table_and_fact_name_what_exists():
         r.table("nope")
     with pytest.raises(KeyError, match="No fact 'm'.*Facts: n"):
         r.fact("m")
+
+
+def test_count_phrase_agrees_in_number():
+    from analysis.result import count_phrase
+
+    assert count_phrase(3, 3, "intervals", "contain") == "all 3 intervals contain"
+    assert count_phrase(1, 3, "intervals", "contain") == "only 1 of the 3 intervals contains"
+    assert count_phrase(2, 3, "intervals", "contain") == "only 2 of the 3 intervals contain"
+    assert count_phrase(0, 3, "intervals", "contain") == "none of the 3 intervals contains"

@@ -17,7 +17,7 @@ from analysis.causal.iv import two_stage_least_squares
 from analysis.causal.linear import design, ols
 from analysis.causal.pipeline import DoWhyPipeline
 from analysis.data.benchmarks import Benchmark, load_card, load_nsw_cps, load_nsw_experiment
-from analysis.result import tidy_frame, tidy_row
+from analysis.result import count_phrase, tidy_frame, tidy_row
 
 BALANCE_VARS = ("age", "educ", "black", "hisp", "marr", "nodegree", "re74", "re75", "u74",
                 "u75")
@@ -86,8 +86,9 @@ def lalonde_check(*, n_bootstrap: int, model_y: Callable[[], object],
         "lalonde_best_error": float(best["error"]),
         "lalonde_best_abs_error": float(abs(best["error"])),
         "lalonde_naive_abs_error": float(naive_err),
-        "lalonde_adjusted_cover": int(table.iloc[2:]["covers_benchmark"].sum()),
-        "lalonde_all_cover": bool(table.iloc[2:]["covers_benchmark"].all()),
+        "lalonde_cover_phrase": count_phrase(int(table.iloc[2:]["covers_benchmark"].sum()),
+                                             len(table.iloc[2:]), "intervals", "contain")
+        + " the benchmark",
         "lalonde_share_controls_low_ps": float(np.mean(scores[~treated] < 0.01)),
         "lalonde_share_treated_high_ps": float(np.mean(scores[treated] > 0.99)),
     }

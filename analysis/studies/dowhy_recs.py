@@ -44,7 +44,7 @@ from analysis.data.music import (
     variable_table,
 )
 from analysis.errors import WeakInstrumentWarning
-from analysis.result import StudyResult, tidy_frame
+from analysis.result import StudyResult, count_phrase, tidy_frame
 from analysis.studies.base import Timer, make_result
 
 NAME = "dowhy_recs"
@@ -198,10 +198,9 @@ def _estimate_facts(t: pd.DataFrame, truth: float) -> dict:
            "all_adjusted_cover_truth": bool(adjusted["covers_truth"].all()),
            "n_adjusted_cover_truth": int(adjusted["covers_truth"].sum()),
            "max_adjusted_error": float(adjusted["error"].abs().max()),
-           "adjusted_cover_phrase": ("all three intervals contain the truth"
-                                     if adjusted["covers_truth"].all() else
-                                     f"only {int(adjusted['covers_truth'].sum())} of the "
-                                     "three intervals cover the truth"),
+           "adjusted_cover_phrase": count_phrase(int(adjusted["covers_truth"].sum()),
+                                                 len(adjusted), "intervals", "contain")
+           + " the truth",
            "typical_bias_reduction": float(1 - 0.674 * lr["std_error"] / abs(naive["error"]))}
     for key, method in (("lr", "backdoor.linear_regression"),
                         ("psw", "backdoor.propensity_score_weighting"),
