@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import networkx as nx
 
+from analysis.causal.graph import make_graph
 from analysis.errors import GraphError
 
 
@@ -28,7 +29,9 @@ def backdoor_check(graph: nx.DiGraph, treatment: str, outcome: str,
     Raises
     ------
     GraphError
-        If the graph is cyclic or a node is missing.
+        If the graph is cyclic, lacks the treatment, the outcome or an adjusted
+        node, or has no path from treatment to outcome (see
+        :func:`analysis.causal.graph.make_graph`).
 
     Notes
     -----
@@ -36,11 +39,9 @@ def backdoor_check(graph: nx.DiGraph, treatment: str, outcome: str,
     :math:`Z` d-separates :math:`D` from :math:`Y` once :math:`D`'s outgoing edges
     are removed.
     """
-    if not nx.is_directed_acyclic_graph(graph):
-        raise GraphError("The causal graph has a cycle; a DAG is required. Remove the "
-                         "edge that closes the cycle.")
+    graph = make_graph(graph, treatment=treatment, outcome=outcome)
     z = set(adjust)
-    missing = ({treatment, outcome} | z) - set(graph)
+    missing = z - set(graph)
     if missing:
         raise GraphError(f"Nodes {sorted(missing)} are not in the graph; add them or fix "
                          "the spelling.")
