@@ -8,7 +8,7 @@ from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from analysis.errors import EstimationError, NotFittedError, OverlapError
-from analysis.estimators import DoubleMLIRM, DoubleMLPLR, default_learner, dml, make_folds
+from analysis.estimators import AIPW, PartiallyLinearDML, default_learner, dml, make_folds
 from analysis.estimators.coverage import clustered_design, coverage_simulation
 from analysis.estimators.inference import (
     cluster_codes,
@@ -46,7 +46,8 @@ def test_plr_matches_econml_lineardml(learners):
     else:
         ml_g = LGBMRegressor(n_estimators=30, n_jobs=1, verbose=-1, random_state=1)
         ml_m = LGBMClassifier(n_estimators=30, n_jobs=1, verbose=-1, random_state=1)
-    ours = DoubleMLPLR(ml_g=ml_g, ml_m=ml_m, n_folds=3, seed=7).fit(X, y, d, clusters=clusters)
+    ours = PartiallyLinearDML(ml_g=ml_g, ml_m=ml_m, n_folds=3, seed=7).fit(
+        X, y, d, clusters=clusters)
     econ = LinearDML(model_y=ml_g, model_t=ml_m, discrete_treatment=True,
                      cv=splits(ours.folds_[0]), random_state=0)
     econ.fit(y, d, X=None, W=X)
@@ -74,7 +75,7 @@ def test_plr_matches_plain_numpy_reimplementation():
     """Cross-fitting with least squares, the partialling-out score and the clustered SE,
     written out with numpy only."""
     X, y, d, clusters = design(n=1500, seed=3)
-    model = DoubleMLPLR(ml_g=LinearRegression(), ml_m=LinearRegression(), n_folds=4,
+    model = PartiallyLinearDML(ml_g=LinearRegression(), ml_m=LinearRegression(), n_folds=4,
                         seed=11).fit(X, y, d, clusters=clusters)
     folds = model.folds_[0]
     g_hat, m_hat = np.empty_like(y), np.empty_like(y)
@@ -95,7 +96,7 @@ def test_plr_matches_plain_numpy_reimplementation():
 
 def test_irm_matches_plain_numpy_reimplementation():
     X, y, d, clusters = design(n=1500, seed=4)
-    model = DoubleMLIRM(ml_g=LinearRegression(), ml_m=LogisticRegression(), n_folds=3,
+    model = AIPW(ml_g=LinearRegression(), ml_m=LogisticRegression(), n_folds=3,
                         seed=5).fit(X, y, d, clusters=clusters)
     folds = model.folds_[0]
     g0, g1 = np.empty_like(y), np.empty_like(y)
@@ -146,7 +147,7 @@ def test_recovers_known_effect_with_default_lightgbm(model):
 
 def test_repeated_crossfitting_is_aggregated_by_the_median():
     X, y, d, clusters = design(n=1200, seed=2)
-    m = DoubleMLPLR(ml_g=LinearRegression(), ml_m=LogisticRegression(), n_rep=5,
+    m = PartiallyLinearDML(ml_g=LinearRegression(), ml_m=LogisticRegression(), n_rep=5,
                     seed=3).fit(X, y, d, clusters=clusters)
     assert len(m.thetas_) == 5 and len(np.unique(m.thetas_)) == 5
     assert m.coef_ == pytest.approx(np.median(m.thetas_))
@@ -157,7 +158,7 @@ def test_repeated_crossfitting_is_aggregated_by_the_median():
 def test_learners_are_cloned_not_fitted():
     X, y, d, clusters = design(n=600)
     ml_g, ml_m = LinearRegression(), LogisticRegression()
-    DoubleMLIRM(ml_g=ml_g, ml_m=ml_m).fit(X, y, d, clusters=clusters)
+    AIPW(ml_g=ml_g, ml_m=ml_m).fit(X, y, d, clusters=clusters)
     assert not hasattr(ml_g, "coef_") and not hasattr(ml_m, "coef_")
 
 
@@ -173,8 +174,8 @@ def test_folds_keep_clusters_whole_and_balanced():
 
 def test_default_k_is_three_and_configurable():
     X, y, d, clusters = design(n=900)
-    assert DoubleMLPLR().n_folds == 3
-    m = DoubleMLPLR(ml_g=LinearRegression(), ml_m=LogisticRegression(), n_folds=5).fit(
+    assert PartiallyLinearDML().n_folds == 3
+    m = PartiallyLinearDML(ml_g=LinearRegression(), ml_m=LogisticRegression(), n_folds=5).fit(
         X, y, d, clusters=clusters)
     assert set(np.unique(m.folds_[0])) == set(range(5))
 
@@ -186,7 +187,7 @@ def test_constant_treatment_raises():
     X, y, _, _ = design(n=300)
     with pytest.raises(EstimationError, match="treatment d is constant.*both treated and "
                                               "untreated"):
-        DoubleMLPLR().fit(X, y, np.ones(300))
+        PartiallyLinearDML().fit(X, y, np.ones(300))
 
 
 def test_no_overlap_raises_overlap_error():
@@ -195,7 +196,7 @@ def test_no_overlap_raises_overlap_error():
     d = (X[:, 0] > 0).astype(float)  # the treatment is a deterministic function of X
     y = d + X[:, 0] + rng.standard_normal(1000)
     with pytest.raises(OverlapError, match="No overlap.*Drop controls that determine"):
-        DoubleMLIRM(ml_g=LinearRegression(), ml_m=LogisticRegression(C=1e6)).fit(X, y, d)
+        AIPW(ml_g=LinearRegression(), ml_m=LogisticRegression(C=1e6)).fit(X, y, d)
 
 
 @pytest.mark.parametrize("where", ["features", "outcome"])
@@ -209,14 +210,14 @@ def test_nan_raises(where):
         y[7] = np.nan
         match = "NaN or infinite values in the outcome y.*Drop those rows"
     with pytest.raises(EstimationError, match=match):
-        DoubleMLPLR().fit(X, y, d)
+        PartiallyLinearDML().fit(X, y, d)
 
 
 def test_fewer_clusters_than_folds_raises():
     X, y, d, _ = design(n=300)
     clusters = np.where(np.arange(300) < 150, "a", "b")
     with pytest.raises(EstimationError, match="Only 2 clusters for n_folds=3.*Use n_folds <= 2"):
-        DoubleMLPLR(ml_g=LinearRegression(), ml_m=LogisticRegression()).fit(
+        PartiallyLinearDML(ml_g=LinearRegression(), ml_m=LogisticRegression()).fit(
             X, y, d, clusters=clusters)
 
 
@@ -224,18 +225,18 @@ def test_learner_without_predict_proba_raises():
     X, y, d, _ = design(n=300)
     with pytest.raises(EstimationError, match="ml_m = LinearRegression has no predict_proba.*"
                                               "Use a classifier instead"):
-        DoubleMLIRM(ml_m=LinearRegression()).fit(X, y, d)
+        AIPW(ml_m=LinearRegression()).fit(X, y, d)
 
 
 def test_non_binary_treatment_in_irm_raises():
     X, y, d, _ = design(n=300)
     with pytest.raises(EstimationError, match="binary 0/1 treatment.*model='plr'"):
-        DoubleMLIRM().fit(X, y, d + 0.5 * X[:, 0])
+        AIPW().fit(X, y, d + 0.5 * X[:, 0])
 
 
 def test_not_fitted_raises():
     with pytest.raises(NotFittedError, match=r"Call fit\(\) first"):
-        DoubleMLPLR().tidy()
+        PartiallyLinearDML().tidy()
 
 
 # --------------------------------------------------------------------------- coverage

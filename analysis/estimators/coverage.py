@@ -3,7 +3,7 @@
 A clustered design mimics ratings grouped by user: the treatment effect varies
 between clusters and the treatment residual is correlated within a cluster, so
 observations of one cluster are dependent.  Each replication draws a fresh
-dataset, fits :class:`~analysis.estimators.dml.DoubleMLPLR` with simple linear
+dataset, fits :class:`~analysis.estimators.dml.PartiallyLinearDML` with simple linear
 learners and records whether the cluster-robust and the iid 95% intervals cover
 the true effect.
 """
@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from analysis.estimators.dml import DoubleMLPLR
+from analysis.estimators.dml import PartiallyLinearDML
 
 
 def clustered_design(rng: np.random.Generator, *, n_clusters: int = 200, cluster_size: int = 10,
@@ -89,7 +89,7 @@ def coverage_simulation(n_reps: int = 200, *, n_clusters: int = 200, cluster_siz
         rng = np.random.default_rng(seed + r)
         X, y, d, c = clustered_design(rng, n_clusters=n_clusters, cluster_size=cluster_size,
                                       theta=theta)
-        m = DoubleMLPLR(ml_g=LinearRegression(),
+        m = PartiallyLinearDML(ml_g=LinearRegression(),
                         ml_m=LogisticRegression(solver="newton-cholesky"),
                         n_folds=n_folds, seed=seed + r).fit(X, y, d, clusters=c)
         rows.append((m.coef_, m.se_, m.se_iid_))

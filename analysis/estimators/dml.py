@@ -28,7 +28,7 @@ LearnerKind = Literal["regressor", "classifier"]
 
 
 def dml(X: np.ndarray | pd.DataFrame, y: np.ndarray, d: np.ndarray, *, model: Model = "plr",
-        clusters: np.ndarray | None = None, **params: object) -> DoubleMLPLR | DoubleMLIRM:
+        clusters: np.ndarray | None = None, **params: object) -> PartiallyLinearDML | AIPW:
     """Fit a double machine learning model of the effect of ``d`` on ``y`` given ``X``.
 
     Parameters
@@ -45,14 +45,14 @@ def dml(X: np.ndarray | pd.DataFrame, y: np.ndarray, d: np.ndarray, *, model: Mo
         Cluster labels (e.g. user ids): folds keep clusters whole and standard
         errors are cluster-robust.
     **params
-        Keyword arguments of :class:`DoubleMLPLR` / :class:`DoubleMLIRM`.
+        Keyword arguments of :class:`PartiallyLinearDML` / :class:`AIPW`.
 
     Returns
     -------
-    DoubleMLPLR or DoubleMLIRM
+    PartiallyLinearDML or AIPW
         The fitted model; see its ``tidy()``.
     """
-    cls = {"plr": DoubleMLPLR, "irm": DoubleMLIRM}.get(model)
+    cls = {"plr": PartiallyLinearDML, "irm": AIPW}.get(model)
     if cls is None:
         raise EstimationError(f"model={model!r} is unknown; use 'plr' or 'irm'.")
     return cls(**params).fit(X, y, d, clusters=clusters)
@@ -73,13 +73,13 @@ def default_learner(kind: LearnerKind, *, n_estimators: int = 300, learning_rate
                colsample_bytree=0.8, max_bin=63, n_jobs=1, verbose=-1, random_state=seed)
 
 
-class _DoubleML(BaseEstimator):
+class _CrossFittedScore(BaseEstimator):
     """Shared fitting loop: folds, nuisances, score, repeated cross-fitting."""
 
     _binary_only = False
 
     def fit(self, X: np.ndarray | pd.DataFrame, y: np.ndarray, d: np.ndarray, *,
-            clusters: np.ndarray | None = None) -> _DoubleML:
+            clusters: np.ndarray | None = None) -> _CrossFittedScore:
         """Cross-fit the nuisances ``n_rep`` times and solve the score.
 
         Returns
@@ -157,7 +157,7 @@ class _DoubleML(BaseEstimator):
         return ml_g, ml_m
 
 
-class DoubleMLPLR(_DoubleML):
+class PartiallyLinearDML(_CrossFittedScore):
     """Partially linear model :math:`Y = \\theta D + g_0(X) + \\zeta`, :math:`D = m_0(X) + V`.
 
     Parameters
@@ -223,7 +223,7 @@ class DoubleMLPLR(_DoubleML):
         return psi_a, psi_b, {"g_hat": g_hat, "m_hat": m_hat}
 
 
-class DoubleMLIRM(_DoubleML):
+class AIPW(_CrossFittedScore):
     """Interactive model for a binary treatment; the AIPW estimate of the ATE.
 
     :math:`Y = g_0(D, X) + U`, :math:`D = m_0(X) + V`, with
@@ -236,7 +236,7 @@ class DoubleMLIRM(_DoubleML):
     ml_m : classifier, optional
         Learner of the propensity :math:`m(X) = P(D=1\\mid X)`; must have ``predict_proba``.
     n_folds, n_rep, seed : int
-        As in :class:`DoubleMLPLR`.
+        As in :class:`PartiallyLinearDML`.
     trimming_threshold : float
         Propensities are clipped to ``[t, 1 - t]`` (default 0.01, as in DoubleML).
     overlap_tolerance : float
@@ -247,7 +247,7 @@ class DoubleMLIRM(_DoubleML):
     Attributes
     ----------
     coef_, se_, se_iid_, thetas_, ses_, psi_a_, psi_b_
-        As in :class:`DoubleMLPLR`.
+        As in :class:`PartiallyLinearDML`.
     nuisance_ : dict
         ``g0_hat``, ``g1_hat`` and ``m_hat`` (untrimmed), each (n_rep, n).
     trimmed_share_ : float
@@ -370,7 +370,7 @@ def plr_score(y: np.ndarray, d: np.ndarray, g_hat: np.ndarray,
 
 def irm_score(y: np.ndarray, d: np.ndarray, g0_hat: np.ndarray, g1_hat: np.ndarray,
               m_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AIPW score of the ATE: ``psi_a = -1``, ``psi_b`` as in :class:`DoubleMLIRM`."""
+    """AIPW score of the ATE: ``psi_a = -1``, ``psi_b`` as in :class:`AIPW`."""
     psi_b = g1_hat - g0_hat + d * (y - g1_hat) / m_hat - (1 - d) * (y - g0_hat) / (1 - m_hat)
     return -np.ones_like(psi_b), psi_b
 
@@ -382,7 +382,7 @@ def _is_binary(d: np.ndarray) -> bool:
     return bool(np.isin(d, (0.0, 1.0)).all())
 
 
-def _check_common(model: _DoubleML) -> None:
+def _check_common(model: _CrossFittedScore) -> None:
     if not isinstance(model.n_rep, int | np.integer) or model.n_rep < 1:
         raise EstimationError(f"n_rep={model.n_rep!r}; use a positive integer such as 1 or 5.")
     for name in ("ml_g", "ml_m"):

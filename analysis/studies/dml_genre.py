@@ -24,7 +24,7 @@ from analysis.data.movielens import MovieLensData
 from analysis.errors import ConfigError, OverlapError
 from analysis.estimators.coverage import coverage_simulation
 from analysis.estimators.diagnostics import ipw_weights, standardized_differences
-from analysis.estimators.dml import DoubleMLIRM, DoubleMLPLR, default_learner
+from analysis.estimators.dml import AIPW, PartiallyLinearDML, default_learner
 from analysis.estimators.inference import score_se, solve_score
 from analysis.estimators.ols import linear_adjustment_score
 from analysis.features.movielens import (
@@ -147,8 +147,8 @@ def analyse(data: MovieLensData, config: Config, ref: DataRef,
     user, movie = r["user"].to_numpy(), r["item"].to_numpy()
     effects = data.truth.get("effects")
 
-    plr = _model(DoubleMLPLR, config).fit(Xj, y, d, clusters=user)
-    irm = _model(DoubleMLIRM, config).fit(Xj, y, d, clusters=user)
+    plr = _model(PartiallyLinearDML, config).fit(Xj, y, d, clusters=user)
+    irm = _model(AIPW, config).fit(Xj, y, d, clusters=user)
     estimates = _estimates(Xj, y, d, user, movie, plr, irm)
     adjustment = _adjustment(config, X_all, r, items, y, d, user, movie, estimates)
     segments = _segments(irm, X_all, r, movie, effects)
@@ -188,7 +188,7 @@ def _learner(kind: str, config: Config) -> object:
                            seed=config.seed)
 
 
-def _model(cls: type, config: Config, n_rep: int | None = None) -> DoubleMLPLR | DoubleMLIRM:
+def _model(cls: type, config: Config, n_rep: int | None = None) -> PartiallyLinearDML | AIPW:
     return cls(ml_g=_learner("regressor", config), ml_m=_learner("classifier", config),
                n_folds=config.n_folds, n_rep=n_rep or config.n_rep, seed=config.seed)
 
@@ -201,7 +201,7 @@ def _ses(psi_a: np.ndarray, psi_b: np.ndarray, theta: float, user: np.ndarray,
             "se_twoway": score_se(psi_a, psi_b, theta, user, movie)}
 
 
-def _model_ses(model: DoubleMLPLR | DoubleMLIRM, user: np.ndarray,
+def _model_ses(model: PartiallyLinearDML | AIPW, user: np.ndarray,
                movie: np.ndarray) -> dict[str, float]:
     """As :func:`_ses`, median-aggregated over the model's repetitions."""
     return {"se_iid": model.std_error(None), "se_user": model.std_error(user),
@@ -209,7 +209,7 @@ def _model_ses(model: DoubleMLPLR | DoubleMLIRM, user: np.ndarray,
 
 
 def _estimates(Xj: pd.DataFrame, y: np.ndarray, d: np.ndarray, user: np.ndarray,
-               movie: np.ndarray, plr: DoubleMLPLR, irm: DoubleMLIRM) -> pd.DataFrame:
+               movie: np.ndarray, plr: PartiallyLinearDML, irm: AIPW) -> pd.DataFrame:
     """Naive, OLS, DML-PLR and AIPW with two-way (user and movie) clustered intervals."""
     rows = []
     specs = [("naive", "Naive difference in means", linear_adjustment_score(None, y, d)),
@@ -243,7 +243,7 @@ def _adjustment(config: Config, X_all: pd.DataFrame, r: pd.DataFrame, items: pd.
     rows = []
     for key, label, make in sets if config.compare_control_sets else []:
         X = make(r, items)
-        for term, cls in (("plr", DoubleMLPLR), ("aipw", DoubleMLIRM)):
+        for term, cls in (("plr", PartiallyLinearDML), ("aipw", AIPW)):
             with warnings.catch_warnings():  # the main analysis reports its own diagnostics
                 warnings.simplefilter("ignore")
                 try:
@@ -280,7 +280,7 @@ def _segment_masks(X_all: pd.DataFrame, r: pd.DataFrame) -> dict[str, np.ndarray
     }
 
 
-def _segments(irm: DoubleMLIRM, X_all: pd.DataFrame, r: pd.DataFrame, movie: np.ndarray,
+def _segments(irm: AIPW, X_all: pd.DataFrame, r: pd.DataFrame, movie: np.ndarray,
               effects: np.ndarray | None) -> pd.DataFrame:
     """Group ATEs (AIPW pseudo-outcome means) for the four segments, and their differences."""
     frames = []
@@ -310,7 +310,7 @@ def _balance(Xj: pd.DataFrame, d: np.ndarray, m_hat: np.ndarray) -> pd.DataFrame
 
 
 def _facts(config: Config, truth: dict, tables: dict[str, pd.DataFrame], r: pd.DataFrame,
-           d: np.ndarray, irm: DoubleMLIRM) -> dict[str, object]:
+           d: np.ndarray, irm: AIPW) -> dict[str, object]:
     est = tables["estimates"].set_index("term")
     adj = tables["adjustment"].set_index(["set", "term"])
     seg = tables["segments"]
