@@ -262,7 +262,7 @@ def test_linear_adjustment_matches_statsmodels_ols():
     import statsmodels.api as sm
 
     from analysis.estimators.inference import solve_score
-    from analysis.estimators.ols import linear_adjustment_score
+    from analysis.estimators.linear import linear_adjustment_score
 
     X, y, d, clusters = design(n=800, seed=9)
     X = np.column_stack([X, np.zeros(800)])  # a constant column is harmless

@@ -9,9 +9,9 @@ import statsmodels.api as sm
 from statsmodels.sandbox.regression.gmm import IV2SLS
 
 from analysis.causal.iv import two_stage_least_squares
-from analysis.causal.linear import two_stage
 from analysis.data.music import CONTENT, ENGAGEMENT, INSTRUMENT, OUTCOME, TREATMENT, simulate_music
 from analysis.errors import DataError, EstimationError, WeakInstrumentWarning
+from analysis.estimators.linear import two_stage
 
 
 def _iv_data(n=5000, pi=1.0, seed=0):

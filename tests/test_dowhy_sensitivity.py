@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.causal.linear import design, ols
 from analysis.causal.pipeline import DoWhyPipeline, quiet_dowhy
 from analysis.causal.refute import RefuterSettings, refutation_table
 from analysis.causal.sensitivity import (
@@ -18,6 +17,7 @@ from analysis.causal.sensitivity import (
     robustness_value,
 )
 from analysis.data.music import CONTENT, ENGAGEMENT, OUTCOME, TREATMENT, simulate_music
+from analysis.estimators.linear import design, ols
 from analysis.studies.dowhy_recs import music_graph
 
 

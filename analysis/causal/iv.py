@@ -16,8 +16,8 @@ import pandas as pd
 from scipy import stats
 
 from analysis.causal.graph import check_columns
-from analysis.causal.linear import design, ols, two_stage
 from analysis.errors import EstimationError, WeakInstrumentWarning
+from analysis.estimators.linear import design, ols, two_stage
 from analysis.result import tidy_row
 
 WEAK_F = 10.0

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.causal.graph import backdoor_latex, check_columns, iv_latex, make_graph
-from analysis.causal.linear import ols
 from analysis.errors import EstimationError, OverlapWarning
+from analysis.estimators.linear import ols
 from analysis.result import tidy_row
 
 NOISY_LOGGERS = ("dowhy", "econml", "lightgbm", "causalml")

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.causal.iv import two_stage_least_squares
-from analysis.causal.linear import design, ols
 from analysis.causal.pipeline import DoWhyPipeline
 from analysis.data.benchmarks import Benchmark, load_card, load_nsw_cps, load_nsw_experiment
+from analysis.estimators.linear import design, ols
 from analysis.result import count_phrase, tidy_frame, tidy_row
 
 BALANCE_VARS = ("age", "educ", "black", "hisp", "marr", "nodegree", "re74", "re75", "u74",

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.causal.graph import check_columns
-from analysis.causal.linear import design, ols
+from analysis.estimators.linear import design, ols
 
 
 def confounder_sweep(estimate: float, imbalance: np.ndarray,

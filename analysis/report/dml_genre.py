@@ -7,13 +7,13 @@ the source report, shown next to ours and labelled as quotations.
 
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from analysis.report.graphs import draw_dag
 from analysis.report.style import PALETTE, new_figure
 from analysis.report.summaries import ci, effect, render_template
 from analysis.report.tables import fmt_number, fmt_pvalue, md_table
@@ -48,25 +48,11 @@ def paragraph(result: StudyResult, name: str) -> Markdown:
 
 def fig_graph(result: StudyResult) -> Figure:
     """The assumed causal graph, coloured by each node's role in the adjustment."""
-    nodes, edges = result.table("graph_nodes"), result.table("graph_edges")
-    g = nx.DiGraph()
-    g.add_nodes_from(nodes["node"])
-    pos = {r.node: (r.x, r.y) for r in nodes.itertuples()}
-    fig, ax = new_figure(height=4.6)
-    for kind, (color, style, width) in EDGE_STYLE.items():
-        sel = edges[edges["kind"] == kind]
-        nx.draw_networkx_edges(g, pos, edgelist=list(zip(sel["source"], sel["target"],
-                                                         strict=True)),
-                               ax=ax, edge_color=color, style=style, width=width,
-                               arrows=True, arrowsize=12, node_size=2600,
-                               connectionstyle="arc3,rad=0.08")
-    for r in nodes.itertuples():
-        ax.text(r.x, r.y, r.label, ha="center", va="center", fontsize=7.5,
-                color="white" if r.role in ("treatment", "outcome") else "black",
-                bbox={"boxstyle": "round,pad=0.35", "fc": ROLE_COLOR[r.role]
-                      if r.role in ("treatment", "outcome") else "white",
-                      "ec": ROLE_COLOR[r.role], "lw": 1.6,
-                      "ls": "--" if not r.observed else "-"})
+    fig, ax = draw_dag(result.table("graph_nodes"), result.table("graph_edges"),
+                       role_colors=ROLE_COLOR, filled_roles=("treatment", "outcome"),
+                       edge_styles=EDGE_STYLE, height=4.6, fontsize=7.5,
+                       limits=(-1.6, 7.2, -1.5, 3.2),
+                       title="What causes what: the assumptions behind the adjustment set")
     handles = [Line2D([], [], color=ROLE_COLOR[k], lw=2, label=lab) for k, lab in
                [("adjusted", "adjusted for (justified set)"),
                 ("bad", "bad control: caused by the genre or the rating"),
@@ -75,10 +61,6 @@ def fig_graph(result: StudyResult) -> Figure:
                        label="contains the rating itself (leak)")]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
               fontsize=8)
-    ax.set_xlim(-1.6, 7.2)
-    ax.set_ylim(-1.5, 3.2)
-    ax.axis("off")
-    ax.set_title("What causes what: the assumptions behind the adjustment set")
     return fig
 
 

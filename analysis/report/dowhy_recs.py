@@ -10,6 +10,7 @@ import pandas as pd
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 
+from analysis.report.graphs import draw_dag
 from analysis.report.style import PALETTE, new_figure
 from analysis.report.summaries import render_template
 from analysis.report.tables import md_table
@@ -48,30 +49,17 @@ def _layout(nodes: pd.DataFrame) -> dict[str, tuple[float, float]]:
 
 
 def fig_graph(result: StudyResult) -> Figure:
-    """The causal graph, nodes coloured by role (drawn with matplotlib, no graphviz)."""
-    nodes, edges = result.table("graph_nodes"), result.table("graph_edges")
+    """The causal graph, nodes coloured by role."""
+    nodes = result.table("graph_nodes")
     pos = _layout(nodes)
-    fig, ax = new_figure(height=3.6)
-    ax.set_axis_off()
-    ax.set_xlim(-0.15, 1.05)
-    ax.set_ylim(0.0, 1.05)
-    boxes = {}
-    for node, role in zip(nodes["node"], nodes["role"], strict=True):
-        x, y = pos[node]
-        boxes[node] = ax.text(x, y, SHORT.get(node, node), ha="center", va="center",
-                              fontsize=8.5, color="white", fontweight="bold", zorder=3,
-                              bbox={"boxstyle": "round,pad=0.45", "fc": ROLE_COLORS[role],
-                                    "ec": "none"})
-    for src, dst in zip(edges["source"], edges["target"], strict=True):
-        ax.annotate("", xy=pos[dst], xytext=pos[src], zorder=2,
-                    arrowprops={"arrowstyle": "-|>", "color": "#444444", "lw": 1.2,
-                                "mutation_scale": 14, "shrinkA": 2, "shrinkB": 2,
-                                "patchA": boxes[src].get_bbox_patch(),
-                                "patchB": boxes[dst].get_bbox_patch()})
+    nodes["x"] = [pos[n][0] for n in nodes["node"]]
+    nodes["y"] = [pos[n][1] for n in nodes["node"]]
+    nodes["label"] = [SHORT.get(n, n) for n in nodes["node"]]
+    fig, ax = draw_dag(nodes, result.table("graph_edges"), role_colors=ROLE_COLORS,
+                       limits=(-0.15, 1.05, 0.0, 1.05), title="The assumed causal graph")
     handles = [ax.scatter([], [], marker="s", s=80, color=ROLE_COLORS[r], label=r)
                for r in dict.fromkeys(nodes["role"])]
     ax.legend(handles=handles, loc="lower right", ncol=len(handles), fontsize=8)
-    ax.set_title("The assumed causal graph")
     return fig
 
 

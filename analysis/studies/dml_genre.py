@@ -26,7 +26,7 @@ from analysis.estimators.coverage import coverage_simulation
 from analysis.estimators.diagnostics import ipw_weights, standardized_differences
 from analysis.estimators.dml import AIPW, PartiallyLinearDML, default_learner
 from analysis.estimators.inference import score_se, solve_score
-from analysis.estimators.ols import linear_adjustment_score
+from analysis.estimators.linear import linear_adjustment_score
 from analysis.features.movielens import (
     FEATURE_NAMES,
     FEATURES,

@@ -278,7 +278,7 @@ def _refute_facts(t: pd.DataFrame) -> dict:
 
 def _sensitivity(pipe: DoWhyPipeline, lr: dict, frame: pd.DataFrame) -> tuple[dict, dict]:
     """Confounder sweep, Cinelli-Hazlett bounds and E-values for the regression estimate."""
-    from analysis.causal.linear import design, ols
+    from analysis.estimators.linear import design, ols
 
     covs = [ENGAGEMENT, CONTENT]
     bench = covariate_strength(frame, outcome=OUTCOME, treatment=TREATMENT, covariates=covs,
