@@ -108,3 +108,14 @@ def test_prose_has_one_sentence_per_line():
                 continue
             sentences = re.findall(r"[a-z0-9)][.!?] +[A-Z]", line)
             assert not sentences, f"{ch.path.name}: two sentences on one line: {line[:80]}"
+
+
+def test_text_only_cells_hide_their_code():
+    """A cell that emits text (summaries, callouts, paragraphs) shows no "Show the code" toggle;
+    code folding is kept for figures and tables."""
+    for ch in PARSED.values():
+        for cell in ch.cells[1:]:
+            kind = cell.options.get("label", "").split("-")[0]
+            if kind not in ("fig", "tbl"):
+                assert cell.options.get("echo") == "false", \
+                    f"{ch.path.name} line {cell.line}: a text-only cell needs `#| echo: false`"

@@ -3,6 +3,11 @@
 Tables are emitted as Markdown pipe tables (``text/markdown``): Quarto turns a
 labelled cell's Markdown table into a native table in every format, with the
 caption and cross-reference, and no raw HTML ends up in the PDF.
+
+When a table is wider than a line, pandoc wraps its cells and sizes the columns
+by the number of dashes under each header.  :func:`column_widths` sets those
+dashes so that no column is squeezed below its longest word (short columns such
+as numbers never wrap) and long-text columns share what is left.
 """
 
 from __future__ import annotations
@@ -80,4 +85,41 @@ def md_table(df: pd.DataFrame, *, digits: int | Mapping[str, int] = 3,
                for c in (df.reset_index() if index else df).columns]
     align = ["right" if n else "left" for n in numeric]
     text = out.to_markdown(index=False, colalign=align, disable_numparse=True)
-    return Markdown(text)
+    return Markdown(_set_widths(text, column_widths(out), align))
+
+
+LINE_WIDTH = 90
+"""Characters a full-width table line holds in the PDF (A4, 10 pt); pandoc wraps beyond 72."""
+
+
+def column_widths(table: pd.DataFrame, width: int = LINE_WIDTH) -> list[int]:
+    """Relative column widths (in characters) for a table of display strings.
+
+    Notes
+    -----
+    Column :math:`i` first gets :math:`m_i = \\min(L_i, \\max(w_i, 6)) + 2`, where
+    :math:`L_i` is its longest cell (header included) and :math:`w_i` its longest
+    word, so short columns never wrap and no word is broken.  What is left of
+    ``width`` goes to the columns in proportion to how far their mean cell length
+    exceeds :math:`m_i`.
+    """
+    cells = [[str(c), *map(str, table[c])] for c in table.columns]
+    longest = np.array([max(len(x) for x in col) for col in cells], dtype=float)
+    word = np.array([max((len(w) for x in col for w in x.split()), default=1)
+                     for col in cells], dtype=float)
+    mean = np.array([np.mean([len(x) for x in col[1:]] or [0]) for col in cells])
+    base = np.minimum(longest, np.maximum(word, 6)) + 2
+    spare = width - base.sum()
+    want = np.maximum(mean - base, 0)
+    if spare > 0 and want.sum() > 0:
+        base = base + spare * want / want.sum()
+    return [max(3, round(float(b))) for b in base]
+
+
+def _set_widths(text: str, widths: list[int], align: list[str]) -> str:
+    """Replace the header separator of a pipe table with dashes proportional to ``widths``."""
+    lines = text.split("\n")
+    cells = [("-" * (w - 1) + ":") if a == "right" else (":" + "-" * (w - 1))
+             for w, a in zip(widths, align, strict=True)]
+    lines[1] = "|" + "|".join(cells) + "|"
+    return "\n".join(lines)
