@@ -20,6 +20,18 @@ import pandas as pd
 TIDY_COLUMNS = ["term", "estimate", "std_error", "ci_lower", "ci_upper", "p_value"]
 """The fixed columns of every estimates table (as in pyfixest's ``tidy()``)."""
 
+CHECK_COLUMNS = ["check", "kind", "role", "estimate", "ci_lower", "ci_upper", "target",
+                 "target_label", "covered", "detail"]
+"""The fixed columns of a study's ``checks`` table (the validation appendix reads them).
+
+``kind`` is ``"planted truth"``, ``"Monte Carlo coverage"`` or ``"real benchmark"``;
+``role`` is ``"method"`` for a method the book relies on, or ``"counterexample"`` for one
+shown on purpose to fail (the naive comparison, independence-based intervals)."""
+
+HEADLINE_COLUMNS = ["question", "answer", "estimate", "ci_lower", "ci_upper", "unit",
+                    "reference", "reference_label", "verdict"]
+"""The fixed columns of a study's one-row ``headline`` table (the index's headline table)."""
+
 TRACKED_PACKAGES = ("numpy", "pandas", "scikit-learn", "lightgbm", "econml", "dowhy",
                     "statsmodels", "scipy")
 
@@ -171,6 +183,58 @@ def tidy_frame(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(list(rows))
     extra = [c for c in df.columns if c not in TIDY_COLUMNS]
     return df[TIDY_COLUMNS + extra]
+
+
+def check_row(check: str, kind: str, estimate: float, ci_lower: float, ci_upper: float,
+              target: float, target_label: str, *, role: str = "method",
+              detail: str = "") -> dict[str, Any]:
+    """One row of a study's ``checks`` table: does an interval contain a known answer?
+
+    ``covered`` is :math:`\\text{ci\\_lower} \\le \\text{target} \\le \\text{ci\\_upper}`.
+    """
+    if role not in ("method", "counterexample"):
+        raise ValueError(f"role={role!r}; use 'method' or 'counterexample'.")
+    lo, hi, t = float(ci_lower), float(ci_upper), float(target)
+    return {"check": check, "kind": kind, "role": role, "estimate": float(estimate),
+            "ci_lower": lo, "ci_upper": hi, "target": t, "target_label": target_label,
+            "covered": bool(lo <= t <= hi), "detail": detail}
+
+
+def coverage_check(check: str, covered: Any, *, nominal: float = 0.95,
+                   role: str = "method", detail: str = "") -> dict[str, Any]:
+    """A Monte Carlo coverage check: the share of intervals that covered the truth.
+
+    The interval is the Monte Carlo 95% interval of that share,
+    :math:`\\hat p \\pm 1.96\\sqrt{\\hat p(1-\\hat p)/R}` over :math:`R` replications, and
+    the target the nominal level.
+    """
+    c = np.asarray(covered, dtype=float)
+    p, reps = float(c.mean()), len(c)
+    half = 1.959964 * float(np.sqrt(max(p * (1 - p), 0.25 / reps) / reps))
+    return check_row(check, "Monte Carlo coverage", p, p - half, p + half, nominal,
+                     "nominal", role=role,
+                     detail=detail or f"{reps} replications")
+
+
+def checks_frame(rows: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows from :func:`check_row` / :func:`coverage_check` with :data:`CHECK_COLUMNS`."""
+    return pd.DataFrame(list(rows), columns=CHECK_COLUMNS)
+
+
+def headline_frame(*, question: str, answer: str, estimate: float, ci_lower: float,
+                   ci_upper: float, unit: str, reference: float | None = None,
+                   reference_label: str = "", verdict: str = "") -> pd.DataFrame:
+    """A study's one-row ``headline`` table with :data:`HEADLINE_COLUMNS`.
+
+    ``reference`` is the planted truth or a real benchmark (None when there is
+    none); ``verdict`` says in a few words whether the interval recovers it.
+    """
+    return pd.DataFrame([{"question": question, "answer": answer, "estimate": float(estimate),
+                          "ci_lower": float(ci_lower), "ci_upper": float(ci_upper),
+                          "unit": unit,
+                          "reference": np.nan if reference is None else float(reference),
+                          "reference_label": reference_label, "verdict": verdict}],
+                        columns=HEADLINE_COLUMNS)
 
 
 def count_phrase(n: int, total: int, what: str, verb: str) -> str:

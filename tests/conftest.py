@@ -33,3 +33,22 @@ def movielens_dir() -> Path:
     if not (path / "ratings.csv").is_file():
         pytest.fail(f"ANALYSIS_TEST_MOVIELENS={env} holds no ratings.csv")
     return path
+
+
+@pytest.fixture(scope="session")
+def quick_runs(tmp_path_factory):
+    """Every registered study under the quick profile, computed once per test session
+    (synthetic data) and shared by the modules that only read results."""
+    from analysis.cache import ResultCache
+    from analysis.config import load_config
+    from analysis.runner import run_study
+    from analysis.studies import STUDIES
+
+    saved = os.environ.pop(MOVIELENS_ENV, None)
+    try:
+        config = load_config(ROOT / "analysis.toml", profile="quick")
+        cache = ResultCache(tmp_path_factory.mktemp("quick-results"))
+        return {name: run_study(name, config=config, cache=cache) for name in STUDIES}
+    finally:
+        if saved is not None:
+            os.environ[MOVIELENS_ENV] = saved

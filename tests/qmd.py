@@ -101,7 +101,8 @@ def to_notebook(ch: Chapter) -> nbformat.NotebookNode:
     return nb
 
 
-def to_pdf_markdown(ch: Chapter, nb: nbformat.NotebookNode, image_dir: Path) -> str:
+def to_pdf_markdown(ch: Chapter, nb: nbformat.NotebookNode, image_dir: Path, *,
+                    numbered: bool = True) -> str:
     """The executed chapter as the Markdown Quarto hands to pandoc for the PDF (echo off).
 
     Figures become labelled images, tables get their caption and label, ``asis``
@@ -135,4 +136,6 @@ def to_pdf_markdown(ch: Chapter, nb: nbformat.NotebookNode, image_dir: Path) -> 
     parts.append(ch.text[pos:])
     text = "".join(parts)
     text = REF.sub(lambda r: f"`@{r.group(1)}`{{=typst}}", text)
+    if not numbered:
+        return text
     return '```{=typst}\n#set heading(numbering: "1.1")\n```\n\n' + text

@@ -8,8 +8,6 @@ import jinja2
 import pytest
 from jinja2 import nodes
 
-from analysis.cache import ResultCache
-from analysis.config import load_config
 from analysis.report.summaries import (
     ci,
     effect,
@@ -19,7 +17,6 @@ from analysis.report.summaries import (
     render_summary,
     render_template,
 )
-from analysis.runner import run_study
 from analysis.studies import STUDIES, get_study
 from tests.conftest import ROOT
 
@@ -28,11 +25,9 @@ TEMPLATES = sorted(p.relative_to(ROOT / "templates").as_posix()
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    """Each study's quick result, computed once for this module."""
-    config = load_config(ROOT / "analysis.toml", profile="quick")
-    cache = ResultCache(tmp_path_factory.mktemp("template-cache"))
-    return {name: run_study(name, config=config, cache=cache).result for name in STUDIES}
+def results(quick_runs):
+    """Each study's quick result (computed once per session)."""
+    return {name: run.result for name, run in quick_runs.items()}
 
 
 @pytest.mark.parametrize("name", list(STUDIES))
@@ -80,9 +75,12 @@ def test_filters_format_numbers():
 
 
 def test_book_summary_template_renders_sections():
-    text = render_template("book_summary.md.j2", {"profile": "quick", "studies": [
-        {"title": "T", "chapter": "c.qmd", "section": "sec-x", "synthetic": True, "body": "B"}]})
+    text = render_template("book_summary.md.j2", {
+        "profile": "quick", "validation_sentence": "3 of 4 known answers were recovered.",
+        "studies": [{"title": "T", "section": "sec-x", "synthetic": True, "simulation": False,
+                     "body": "B"}]})
     assert "### T" in text and "@sec-x" in text and "synthetic" in text
+    assert text.strip().endswith("3 of 4 known answers were recovered.")
 
 
 def test_templates_dir_is_the_projects():

@@ -114,6 +114,10 @@ def _overlap(scores: np.ndarray, treated: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "treated": ht, "controls": hc})
 
 
+CARD_LITERATURE_IV = 0.126
+"""The 2SLS return to schooling the literature quotes for Card's college-proximity IV
+(a quotation, not a result; the chapter says why it is not reproduced exactly)."""
+
 CARD_SPECS = {
     "Mixtape controls": ("exper", "black", "south", "smsa", "married"),
     "Adding experience²": ("exper", "exper2", "black", "south", "smsa", "married"),

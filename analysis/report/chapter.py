@@ -21,7 +21,7 @@ from IPython.display import Markdown
 
 from analysis.config import BookConfig, load_config
 from analysis.report.style import apply_house_style
-from analysis.report.summaries import effect, render_summary
+from analysis.report.summaries import effect, render_summary, render_template
 from analysis.report.tables import md_table
 from analysis.result import StudyResult
 from analysis.runner import StudyRun, run_study
@@ -82,10 +82,18 @@ class Chapter:
     def data_callout(self) -> Markdown:
         """A visible callout saying which data the chapter ran on.
 
-        On synthetic data it gives the planted true effect (fact ``truth_ate``
-        when the study has one).
+        A study that is a simulation by design (``DESIGN = "simulation"`` in its
+        module) says so, with its ``CALLOUT_TEMPLATE`` as the body.  Otherwise the
+        callout says whether real data was used, or, when none was found, that a
+        synthetic stand-in ran and what its planted true effect (fact ``truth_ate``) is.
         """
+        from analysis.studies import get_study
+
         p = self.result.provenance
+        study = get_study(p.study)
+        if getattr(study, "DESIGN", "") == "simulation":
+            body = render_template(study.CALLOUT_TEMPLATE, self.result.facts).strip()
+            return _callout("note", SIMULATION_TITLE, body)
         if p.source == "synthetic":
             truth = self.result.facts.get("truth_ate")
             planted = (f" The planted true effect is **{effect(truth)}**, so every estimate "
@@ -106,6 +114,9 @@ class Chapter:
                           f"Diagnostic: {d.topic}", d.message).data
                  for d in self.result.diagnostics]
         return Markdown("\n\n".join(parts))
+
+
+SIMULATION_TITLE = "Simulated data with a planted truth"
 
 
 def _callout(kind: str, title: str, body: str) -> Markdown:

@@ -324,3 +324,8 @@ def _ci(lo: float, hi: float) -> str:
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "—"
     return f"[{fmt_number(lo, 3)}, {fmt_number(hi, 3)}]"
+
+
+def fig_headline(result: StudyResult) -> Figure:
+    """The handout's one figure: the estimates against the truth (or benchmark)."""
+    return fig_estimates(result)

@@ -323,3 +323,8 @@ def section_text(result: StudyResult, block: str) -> Markdown:
     template = environment().get_template("studies/dowhy_recs_sections.md.j2")
     ctx = template.new_context(dict(result.facts))
     return Markdown("".join(template.blocks[block](ctx)).strip() + "\n")
+
+
+def fig_headline(result: StudyResult) -> Figure:
+    """The handout's one figure: the estimates against the truth (or benchmark)."""
+    return fig_estimates(result)

@@ -11,7 +11,20 @@ Every study module defines
 ``data_ref(config, root) -> DataRef``
     What data it will use, resolved and fingerprinted without loading it.
 ``run(config, root) -> StudyResult``
-    The computation.
+    The computation.  A study with known answers returns a ``checks`` table
+    (:data:`analysis.result.CHECK_COLUMNS`; the validation appendix reads it) and
+    a one-row ``headline`` table (:data:`analysis.result.HEADLINE_COLUMNS`; the
+    index's headline table and the handout read it).
+
+Optional:
+
+``RECOMMENDATION_TEMPLATE``
+    The template of its top recommendation (the handout shows it).
+``DESIGN = "simulation"`` and ``CALLOUT_TEMPLATE``
+    For a chapter that is a simulation by design: its data callout says so.
+
+The study's report module, ``analysis.report.<NAME>``, draws its figures; its
+``fig_headline(result)`` is the one figure the handout shows.
 
 Add a study by writing such a module and listing it in :data:`STUDIES`
 (in book order).

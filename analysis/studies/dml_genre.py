@@ -49,6 +49,7 @@ NAME = "dml_genre"
 TITLE = "Does drama-romance change ratings? Double machine learning"
 CHAPTER = "chapters/dml.qmd"
 SUMMARY_TEMPLATE = "studies/dml_genre.md.j2"
+RECOMMENDATION_TEMPLATE = "studies/dml_genre_recommendation.md.j2"
 
 SEGMENTS = {
     "heavy": ("Heavy vs light users", "light users", "heavy users"),
@@ -119,7 +120,8 @@ def run(config: Config, root: Path | None = None) -> StudyResult:
         ``standard_errors``, ``adjustment``, ``segments``, ``model_comparison``,
         ``overlap``, ``balance``, ``coverage``, ``coverage_reps``, ``summary``,
         ``features``, ``graph_nodes``, ``graph_edges``, ``adjustment_sets``,
-        ``limitations``; facts for the summary.
+        ``limitations``, ``checks`` (known answers) and ``headline``; facts for the
+        summary.
     """
     timer = Timer()
     return analyse(load_movielens_for(config, root), config, data_ref(config, root), timer)
@@ -175,6 +177,8 @@ def analyse(data: MovieLensData, config: Config, ref: DataRef,
     }
     facts = _facts(config, data.truth, tables, r, d, irm)
     tables["limitations"] = parts.limitations(facts)
+    tables["checks"] = parts.known_answer_checks(tables, facts)
+    tables["headline"] = parts.headline(facts)
     return make_result(study=NAME, config=config, ref=ref, rows=len(r), tables=tables,
                        facts=facts, timer=timer)
 
