@@ -105,7 +105,8 @@ class DoWhyPipeline:
         self.data = df
         self.treatment, self.outcome, self.seed = treatment, outcome, seed
         with quiet_dowhy():
-            self._estimand = self._model(df).identify_effect(proceed_when_unidentifiable=True)
+            self._estimand = _sorted_estimand(
+                self._model(df).identify_effect(proceed_when_unidentifiable=True))
 
     # --- model and identification -------------------------------------------------
     def _model(self, data: pd.DataFrame):
@@ -116,7 +117,11 @@ class DoWhyPipeline:
                                graph=self.graph)
 
     def estimand(self):
-        """A fresh copy of DoWhy's identified estimand (estimation mutates it)."""
+        """A fresh copy of DoWhy's identified estimand (estimation mutates it).
+
+        Its variable lists are sorted (:func:`_sorted_estimand`), so every estimator
+        sees the covariates in the same order in every process.
+        """
         return copy.deepcopy(self._estimand)
 
     def identify(self) -> Identification:
@@ -275,3 +280,23 @@ class DoWhyPipeline:
             inf = fitted.ate_inference()
         return tidy_row("Double ML (EconML LinearDML)", est.value, float(inf.stderr_mean),
                         method="backdoor.econml.dml.LinearDML"), fitted
+
+
+def _sorted_estimand(estimand):
+    """Sort every variable list of a DoWhy estimand in place and return it.
+
+    DoWhy builds adjustment sets and instrument lists from Python sets, whose order
+    depends on ``PYTHONHASHSEED``; the covariates' order then changes the design
+    matrices and, through learners that sample columns, the estimates.  Sorted
+    lists make every run of the book give the same numbers.
+    """
+    for attr in ("backdoor_variables", "general_adjustment_variables"):
+        table = getattr(estimand, attr, None) or {}
+        for key in list(table):
+            if table[key] is not None:
+                table[key] = sorted(table[key])
+    for attr in ("instrumental_variables", "frontdoor_variables", "mediator_variables"):
+        value = getattr(estimand, attr, None)
+        if value is not None:
+            setattr(estimand, attr, sorted(value))
+    return estimand
