@@ -37,11 +37,14 @@ GENRES_100K = ["unknown", "Action", "Adventure", "Animation", "Children's", "Com
                "Romance", "Sci-Fi", "Thriller", "War", "Western"]
 
 
-def write_100k(folder: Path, ratings=None, movies=MOVIES) -> Path:
-    """ml-100k style: tab-separated u.data + '|'-separated u.item with genre flags."""
+def write_100k(folder: Path, ratings=None, movies=MOVIES, users=None) -> Path:
+    """ml-100k style: tab-separated u.data, '|'-separated u.item with genre flags and
+    u.user (every rating's user by default)."""
     folder.mkdir(parents=True, exist_ok=True)
     ratings = ratings or [(u, i, int(max(1, r)), t) for u, i, r, t in RATINGS]
     (folder / "u.data").write_text("\n".join("\t".join(map(str, r)) for r in ratings) + "\n")
+    users = sorted({int(r[0]) for r in ratings}) if users is None else users
+    (folder / "u.user").write_text("".join(f"{u}|30|F|other|00000\n" for u in users))
     lines = []
     for m, t, g in movies:
         names = {"Children": "Children's"}

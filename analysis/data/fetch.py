@@ -40,7 +40,10 @@ CHUNK = 1 << 20
 
 
 def dataset_status(raw_dir: Path, extra: list[Path] | None = None) -> list[dict[str, str]]:
-    """Which known datasets are present under ``raw_dir`` (and in ``extra`` folders).
+    """Which known datasets are present under ``raw_dir``, and the ``extra`` folders.
+
+    An ``extra`` folder (e.g. ``$ANALYSIS_MOVIELENS_DIR``) whose name is not a known
+    release gets its own row under its folder name.
 
     Returns
     -------
@@ -49,20 +52,24 @@ def dataset_status(raw_dir: Path, extra: list[Path] | None = None) -> list[dict[
         ``format``, ``path`` and ``description``.
     """
     found: dict[str, Path] = {}
+    custom = [f for f in extra or [] if _canonical_name(f.name) not in DATASETS]
     for folder in [*(extra or []), *(sorted(raw_dir.iterdir()) if raw_dir.is_dir() else [])]:
         if folder.is_dir():
             found.setdefault(_canonical_name(folder.name), folder)
-    rows = []
+    rows = [{"name": f.name, "status": "missing", "format": "", "path": str(f),
+             "description": "named by you"} for f in custom]
     for name, desc in DATASETS.items():
         row = {"name": name, "status": "missing", "format": "", "path": "", "description": desc}
         if name in found:
             row["path"] = str(found[name])
+        rows.append(row)
+    for row in rows:
+        if row["path"] and Path(row["path"]).exists():
             try:
-                row["format"] = detect_format(found[name])
+                row["format"] = detect_format(Path(row["path"]))
                 row["status"] = "present"
             except DataError:
                 row["status"] = "incomplete"
-        rows.append(row)
     return rows
 
 
@@ -80,7 +87,7 @@ def md5_from_text(text: str) -> str:
 
 def fetch(name: str, raw_dir: Path, *, base_url: str | None = None, sha256: str | None = None,
           force: bool = False, progress: Callable[[int, int | None], None] | None = None,
-          timeout: float = 60.0) -> Path:
+          timeout: float = 30.0, status: Callable[[str], None] | None = None) -> Path:
     """Download, verify and extract one MovieLens release.
 
     Parameters
@@ -97,6 +104,10 @@ def fetch(name: str, raw_dir: Path, *, base_url: str | None = None, sha256: str 
         Download again even if the dataset is present.
     progress : callable, optional
         Called with (bytes so far, total bytes or None).
+    timeout : float
+        Seconds to wait for the server to connect or send the next block.
+    status : callable, optional
+        Called with a line of text at each step (connecting, verifying, extracting).
 
     Returns
     -------
@@ -112,19 +123,28 @@ def fetch(name: str, raw_dir: Path, *, base_url: str | None = None, sha256: str 
         raise FetchError(f"Unknown dataset '{name}'. Known: {', '.join(DATASETS)}.")
     target = raw_dir / name
     if target.is_dir() and not force:
-        detect_format(target)
+        try:
+            detect_format(target)
+        except DataError as exc:
+            raise FetchError(f"{target} exists but is incomplete ({exc}). Run `python -m "
+                             f"analysis data fetch {name} --force` to download it again.") \
+                from exc
         return target
+    say = status or (lambda _msg: None)
     base = (base_url or os.environ.get(BASE_URL_ENV) or BASE_URL).rstrip("/")
     raw_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=raw_dir, prefix=".fetch-") as tmp:
         zpath = Path(tmp) / f"{name}.zip"
+        say(f"connecting to {base}/{name}.zip (timeout {timeout:g} s)")
         md5, sha = _download(f"{base}/{name}.zip", zpath, progress, timeout)
+        say("verifying the published MD5")
         expected = md5_from_text(_get_text(f"{base}/{name}.zip.md5", timeout))
         if md5 != expected:
             raise FetchError(f"{name}.zip failed its checksum: MD5 {md5}, published {expected}. "
                              "The download is corrupt or was tampered with; try again.")
         if sha256 and sha != sha256.lower():
             raise FetchError(f"{name}.zip SHA-256 {sha} does not match the pinned {sha256}.")
+        say("extracting")
         folder = _extract(zpath, Path(tmp) / "unzipped")
         if target.exists():
             shutil.rmtree(target)
@@ -148,6 +168,11 @@ def _download(url: str, dest: Path, progress: Callable | None,
                 if progress:
                     progress(done, total)
     except (urllib.error.URLError, OSError) as exc:
+        if isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None),
+                                                       TimeoutError):
+            raise FetchError(f"Download of {url} timed out: the server sent nothing for "
+                             f"{timeout:g} s. Try again later, raise --timeout, or use "
+                             f"--base-url / ${BASE_URL_ENV} to point at a mirror.") from exc
         raise FetchError(f"Download of {url} failed: {exc}. Check the network or use "
                          f"--base-url / ${BASE_URL_ENV} to point at a mirror.") from exc
     return md5.hexdigest(), sha.hexdigest()
