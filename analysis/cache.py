@@ -17,28 +17,52 @@ import io
 import json
 import os
 import tempfile
+import time
 import zipfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from analysis.errors import CacheError
-from analysis.result import Diagnostic, Provenance, StudyResult
+from analysis.result import Diagnostic, Provenance, StudyResult, package_versions
 
 MAGIC = "analysis-study-result"
 FORMAT = 1
 CACHE_ENV = "ANALYSIS_CACHE_DIR"
+TMP_PREFIX = ".tmp-"
+STALE_TMP_SECONDS = 3600
+"""A temporary file older than this was left by an interrupted write (writes take seconds)."""
 
 
 def cache_key(study: str, config: dict[str, Any], data_fingerprint: str,
-              code_fingerprint: str) -> str:
-    """SHA-256 of the study name, its settings, its data and its code."""
+              code_fingerprint: str, dataset: str = "",
+              packages: dict[str, str] | None = None) -> str:
+    """SHA-256 of the study name, its settings, its data (content and name), its code and the
+    versions of the numerical packages that compute it.
+
+    The dataset's name is part of the key because results show it; the package versions
+    because a new LightGBM or scikit-learn can change every number.
+    """
     payload = json.dumps({"study": study, "config": config, "data": data_fingerprint,
-                          "code": code_fingerprint, "format": FORMAT},
+                          "dataset": dataset, "code": code_fingerprint, "format": FORMAT,
+                          "packages": package_versions() if packages is None else packages},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cache entry, as ``python -m analysis cache list`` shows it."""
+
+    path: Path
+    study: str
+    dataset: str
+    source: str
+    profile: str
+    bytes: int
+    age_days: float
 
 
 def _sha(b: bytes) -> str:
@@ -56,6 +80,73 @@ class ResultCache:
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
+
+    def check_writable(self) -> None:
+        """Make sure entries can be written here, before any computation starts.
+
+        Raises
+        ------
+        CacheError
+            If the folder is a file, cannot be created, or is not writable; the
+            message names the folder and ``$ANALYSIS_CACHE_DIR``.
+        """
+        d = self.directory
+        fix = (f"Point ${CACHE_ENV} at a writable folder (or unset it to use data/cache "
+               "in the project).")
+        if d.exists() and not d.is_dir():
+            raise CacheError(f"The result cache {d} is a file, not a folder. {fix}")
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=d, prefix=TMP_PREFIX, suffix=".probe")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise CacheError(f"The result cache {d} cannot be written: "
+                             f"{exc.strerror or exc}. {fix}") from exc
+        self.clean_stale()
+
+    def clean_stale(self, older_than: float = STALE_TMP_SECONDS) -> list[Path]:
+        """Remove temporary files left by interrupted writes; return what was removed."""
+        removed = []
+        if not self.directory.is_dir():
+            return removed
+        now = time.time()
+        for p in self.directory.glob(f"{TMP_PREFIX}*"):
+            try:
+                if now - p.stat().st_mtime > older_than:
+                    p.unlink()
+                    removed.append(p)
+            except OSError:  # another process removed or is using it
+                continue
+        return removed
+
+    def entries(self) -> list[Entry]:
+        """Every entry: study, dataset, size and age (unreadable entries show as corrupt)."""
+        out = []
+        now = time.time()
+        for p in sorted(self.directory.glob("*.zip")) if self.directory.is_dir() else []:
+            if p.name.startswith(TMP_PREFIX):
+                continue
+            st = p.stat()
+            try:
+                with zipfile.ZipFile(p) as zf:
+                    prov = json.loads(zf.read("provenance.json"))
+                study, dataset, source, profile = (prov["study"], prov["dataset"],
+                                                   prov["source"], prov["profile"])
+            except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+                study, dataset, source, profile = p.stem.rsplit("-", 1)[0], "?", "corrupt", "?"
+            out.append(Entry(p, study, dataset, source, profile, st.st_size,
+                             (now - st.st_mtime) / 86400))
+        return out
+
+    def prune(self, *, older_than_days: float = 0.0, study: str | None = None) -> list[Entry]:
+        """Delete entries at least ``older_than_days`` old (of one study if given)."""
+        gone = [e for e in self.entries() if e.age_days >= older_than_days
+                and (study is None or e.study == study)]
+        for e in gone:
+            e.path.unlink(missing_ok=True)
+        self.clean_stale(older_than=0 if older_than_days == 0 else STALE_TMP_SECONDS)
+        return gone
 
     def path(self, study: str, key: str) -> Path:
         """The entry file for ``key``."""
@@ -86,8 +177,9 @@ class ResultCache:
         meta = {"magic": MAGIC, "format": FORMAT, "key": key, "study": study,
                 "members": {n: _sha(b) for n, b in members.items()}}
         target = self.path(study, key)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".zip")
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=TMP_PREFIX, suffix=".zip")
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a shared cache needs more
             with os.fdopen(fd, "wb") as fh:
                 with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                     for name, data in members.items():
@@ -144,3 +236,10 @@ def _decode(members: dict[str, bytes], key: str, label: str) -> StudyResult:
                            provenance=prov, diagnostics=diags)
     except Exception as exc:  # any decoding failure means the entry is unusable
         raise CacheError(f"Cache entry {label} could not be decoded: {exc}") from exc
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -61,3 +61,7 @@ class WeakInstrumentWarning(AnalysisWarning):
 
 class OverlapWarning(AnalysisWarning):
     """Some propensities are close to 0 or 1; estimates lean on extrapolation."""
+
+
+class CacheWarning(UserWarning):
+    """A result could not be stored in the cache; it is used without caching."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from analysis.cache import CACHE_ENV, ResultCache, cache_key
 from analysis.codehash import code_fingerprint
 from analysis.config import BookConfig, load_config
-from analysis.errors import AnalysisWarning, CacheError
+from analysis.errors import AnalysisWarning, CacheError, CacheWarning
 from analysis.result import Diagnostic, StudyResult
 from analysis.studies import STUDIES, get_study
 
@@ -54,11 +54,12 @@ def default_cache(config: BookConfig) -> ResultCache:
 
 
 def study_key(name: str, config: BookConfig) -> str:
-    """The cache key of ``name`` under ``config``'s profile."""
+    """The cache key of ``name`` under ``config``'s profile (see :func:`cache_key`)."""
     study = get_study(name)
     settings = config.study(name)
     ref = study.data_ref(settings, config.root)
-    return cache_key(name, settings.as_dict(), ref.fingerprint, code_fingerprint(study.__name__))
+    return cache_key(name, settings.as_dict(), ref.fingerprint, code_fingerprint(study.__name__),
+                     dataset=ref.name)
 
 
 def run_study(name: str, *, config: BookConfig | None = None, profile: str | None = None,
@@ -90,8 +91,15 @@ def run_study(name: str, *, config: BookConfig | None = None, profile: str | Non
             hit = None
         if hit is not None:
             return StudyRun(name, hit, True, time.perf_counter() - started, key)
+    cache.check_writable()  # fail before hours of computing, not after
     result = _compute(name, config)
-    cache.put(name, key, result)
+    try:
+        cache.put(name, key, result)
+    except OSError as exc:  # the result in hand is never thrown away
+        warnings.warn(f"Could not store {name}'s result in the cache {cache.directory} "
+                      f"({exc.strerror or exc}); using it without caching. Point "
+                      f"${CACHE_ENV} at a writable folder to keep results.", CacheWarning,
+                      stacklevel=2)
     return StudyRun(name, result, False, time.perf_counter() - started, key)
 
 

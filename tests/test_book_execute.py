@@ -20,7 +20,7 @@ import typst
 from nbclient import NotebookClient
 
 from analysis.studies import get_study
-from analysis.studies.base import MovieLensConfig
+from analysis.studies.movielens import MovieLensConfig
 from tests.qmd import REF, ROOT, book_chapters, parse_chapter, to_notebook, to_pdf_markdown
 
 pytestmark = pytest.mark.book

@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.config import seed_field
 from analysis.data.common import DataRef
 from analysis.features.genres import genre_indicators, has_all_genres
 from analysis.result import StudyResult
-from analysis.studies.base import (
+from analysis.studies.base import Timer, make_result
+from analysis.studies.movielens import (
     MovieLensConfig,
-    Timer,
     load_movielens_for,
-    make_result,
     movielens_data_ref,
 )
 
@@ -34,7 +34,7 @@ SUMMARY_TEMPLATE = "studies/data_overview.md.j2"
 class Config(MovieLensConfig):
     """Settings of the data chapter (see :class:`MovieLensConfig`)."""
 
-    seed: int = 20180926
+    seed: int = seed_field(20180926)
 
 
 def data_ref(config: Config, root: Path | None = None) -> DataRef:
