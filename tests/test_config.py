@@ -62,8 +62,9 @@ def test_negative_size(tmp_path):
                     profile="default")
 
 
-def test_negative_size_in_profile_names_the_profile(tmp_path):
-    with pytest.raises(ConfigError, match="with profile 'quick'.*must be positive"):
+def test_bad_size_in_profile_names_the_profile_section(tmp_path):
+    with pytest.raises(ConfigError, match=r"'synthetic_users' in \[profiles.quick.data_overview\]"
+                                          r" is 0; it must be at least 10"):
         load_config(write(tmp_path, "[profiles.quick.data_overview]\nsynthetic_users = 0\n"),
                     profile="quick")
 

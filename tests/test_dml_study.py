@@ -11,7 +11,7 @@ from analysis.estimators.adjustment import backdoor_check
 from analysis.report import dml_genre as rep
 from analysis.report.summaries import render_template
 from analysis.studies import dml_genre, dml_genre_parts
-from analysis.studies.base import MovieLensConfig
+from analysis.studies.movielens import MovieLensConfig
 from tests.conftest import ROOT
 
 SMALL = dml_genre.Config(source="synthetic", synthetic_users=150, synthetic_items=1000,
@@ -95,5 +95,8 @@ def test_backdoor_check_rejects_bad_graphs():
 
 def test_config_rejects_a_single_fold():
     assert issubclass(dml_genre.Config, MovieLensConfig)
-    with pytest.raises(ConfigError, match="at least 2"):
-        dml_genre.Config(n_folds=1).check()
+    from analysis.config import build_study_config
+
+    with pytest.raises(ConfigError, match="'n_folds' .* is 1; it must be at least 2"):
+        build_study_config(dml_genre.Config, {"n_folds": 1}, section="[studies.dml_genre]",
+                           root=None)

@@ -80,7 +80,7 @@ def test_weak_instrument_becomes_a_chapter_diagnostic(tmp_path, monkeypatch):
 
     toml = tmp_path / "analysis.toml"
     toml.write_text("[studies.dowhy_recs]\ninstrument_strength = 0.0\nn_users = 1000\n"
-                    "refuter_simulations = 5\nbootstrap = 5\ndml_folds = 2\ndml_trees = 20\n"
+                    "refuter_simulations = 5\nbootstrap = 10\ndml_folds = 2\ndml_trees = 20\n"
                     "real_data = false\n")
     config = load_config(toml, profile="default")
     run = run_study("dowhy_recs", config=config)
@@ -95,7 +95,7 @@ def test_study_config_rejects_bad_values():
     from analysis.config import build_study_config
     from analysis.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="'n_users'.*must be positive"):
+    with pytest.raises(ConfigError, match="'n_users'.*must be at least 50"):
         build_study_config(study.Config, {"n_users": 0}, section="[studies.dowhy_recs]",
                            root=None)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.config import fraction, positive
+from analysis.config import at_least, folds, fraction, positive, seed_field
 from analysis.data.common import DataRef
 from analysis.data.movielens import MovieLensData
 from analysis.errors import ConfigError, OverlapError
@@ -37,11 +37,10 @@ from analysis.features.movielens import (
 )
 from analysis.result import StudyResult, tidy_frame, tidy_row
 from analysis.studies import dml_genre_parts as parts
-from analysis.studies.base import (
+from analysis.studies.base import Timer, make_result
+from analysis.studies.movielens import (
     MovieLensConfig,
-    Timer,
     load_movielens_for,
-    make_result,
     movielens_data_ref,
 )
 
@@ -83,26 +82,26 @@ class Config(MovieLensConfig):
         the benchmark on 20 million ratings turns it off).
     """
 
-    seed: int = 20150101
-    n_folds: int = positive(3)
+    seed: int = seed_field(20150101)
+    n_folds: int = folds(3)
     n_rep: int = positive(3)
     n_estimators: int = positive(100)
     learning_rate: float = positive(0.1)
     subsample: float = fraction(0.8)
     rf_trees: int = positive(30)
-    comparison_max_rows: int = positive(30_000)
+    comparison_max_rows: int = at_least(30_000, 1000, "the model comparison holds out users")
     coverage_reps: int = positive(400)
-    coverage_clusters: int = positive(200)
+    coverage_clusters: int = at_least(200, 20, "cluster-robust errors need 20 clusters")
     compare_control_sets: bool = True
 
     def check(self) -> None:
-        """Cross-fitting needs two folds; the coverage check needs 20 clusters."""
-        if self.n_folds < 2:
-            raise ConfigError(f"n_folds = {self.n_folds}; cross-fitting needs at least 2. "
-                              "Use 3 (the default).")
-        if self.coverage_clusters < 20:
-            raise ConfigError(f"coverage_clusters = {self.coverage_clusters}; use at least 20 "
-                              "so cluster-robust errors are meaningful.")
+        """Every cross-fitting fold needs users: at least four per fold."""
+        super().check()
+        if self.source != "real" and self.synthetic_users < 4 * self.n_folds:
+            raise ConfigError(f"synthetic_users = {self.synthetic_users} is too few for "
+                              f"n_folds = {self.n_folds}: folds are grouped by user and need "
+                              f"at least 4 users each. Use synthetic_users >= "
+                              f"{4 * self.n_folds} or fewer folds.")
 
 
 def data_ref(config: Config, root: Path | None = None) -> DataRef:

@@ -30,7 +30,7 @@ from analysis.causal.sensitivity import (
     e_value,
     robustness_value,
 )
-from analysis.config import StudyConfig, fraction, positive
+from analysis.config import StudyConfig, at_least, folds, fraction, positive, seed_field
 from analysis.data.common import DataRef, params_fingerprint
 from analysis.data.music import (
     CONFOUNDING_FOR_15_PERCENT,
@@ -93,14 +93,14 @@ class Config(StudyConfig):
         Run the LaLonde and Card checks.
     """
 
-    seed: int = 20240611
-    n_users: int = positive(10_000)
+    seed: int = seed_field(20240611)
+    n_users: int = at_least(10_000, 50, "the simulated app needs users in every fold")
     true_effect: float = 1.0
     instrument_strength: float = 1.2
     confounding: float = CONFOUNDING_FOR_15_PERCENT
-    refuter_simulations: int = positive(100)
-    bootstrap: int = positive(50)
-    dml_folds: int = positive(5)
+    refuter_simulations: int = at_least(100, 2, "a refuter compares several re-estimates")
+    bootstrap: int = at_least(50, 10, "a percentile interval needs resamples")
+    dml_folds: int = folds(5)
     dml_trees: int = positive(200)
     subset_fraction: float = fraction(0.8)
     real_data: bool = True
