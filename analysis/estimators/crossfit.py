@@ -120,8 +120,15 @@ def cross_fit(learner: object, X: np.ndarray, y: np.ndarray, folds: np.ndarray, 
         test = folds == k
         train = ~test if fit_mask is None else (~test & fit_mask)
         if not train.any():
-            raise EstimationError(f"Fold {k} leaves no training rows for {name}. "
-                                  "Use fewer folds or check the treatment/sample.")
+            raise EstimationError(f"Fold {k} leaves no training rows for {name}: the other "
+                                  "folds hold no unit of that arm, so the treatment is constant "
+                                  "there. Use fewer folds, or check that both arms have units in "
+                                  "many clusters.")
+        if method == "predict_proba" and np.unique(y[train]).size < 2:
+            raise EstimationError(f"The treatment is constant ({y[train][0]:g} everywhere) in the "
+                                  f"training folds of fold {k}, so {name} cannot learn a "
+                                  "propensity. Use fewer folds, or check that treated and "
+                                  "untreated units are spread over many clusters.")
         est = clone(learner).fit(X[train], y[train])
         if method == "predict_proba":
             proba = est.predict_proba(X[test])
