@@ -179,3 +179,41 @@ def linear_adjustment_score(X: np.ndarray | None, y: np.ndarray,
         ry[c] -= fit[:, 0]
         rd[c] -= fit[:, 1]
     return -rd * rd, ry * rd
+
+
+def cluster_ols(y: np.ndarray, X: np.ndarray,
+                clusters: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """OLS coefficients with cluster-robust (CR1) standard errors.
+
+    Parameters
+    ----------
+    y : array of shape (n,)
+    X : array of shape (n, k)
+        The design, constant included.
+    clusters : array of shape (n,), optional
+        Cluster labels; each row is its own cluster when omitted (HC1).
+
+    Returns
+    -------
+    coef, se : ndarrays of shape (k,)
+
+    Notes
+    -----
+    :math:`V = c\\,(X'X)^{-1}\\big(\\sum_g X_g'\\hat u_g\\hat u_g'X_g\\big)(X'X)^{-1}` with
+    :math:`c = \\frac{G}{G-1}\\frac{n-1}{n-k}`, Stata's small-sample correction.
+    """
+    from analysis.estimators.inference import cluster_codes
+
+    y = np.asarray(y, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    n, k = X.shape
+    XtX, Xty = normal_equations(X, y[:, None])
+    bread = np.linalg.pinv(XtX)
+    coef = (bread @ Xty)[:, 0]
+    u = y - X @ coef
+    codes, G = cluster_codes(clusters, n)
+    scores = np.stack([np.bincount(codes, weights=X[:, j] * u, minlength=G)
+                       for j in range(k)], axis=1)
+    adj = (G / (G - 1) if G > 1 else 1.0) * ((n - 1) / (n - k) if n > k else 1.0)
+    V = adj * bread @ (scores.T @ scores) @ bread
+    return coef, np.sqrt(np.diag(V))
