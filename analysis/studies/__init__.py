@@ -39,6 +39,7 @@ STUDIES: dict[str, str] = {
     "data_overview": "analysis.studies.data_overview",
     "dml_genre": "analysis.studies.dml_genre",
     "dowhy_recs": "analysis.studies.dowhy_recs",
+    "aipw_panel": "analysis.studies.aipw_panel",
 }
 """Registered studies in book order: name -> module."""
 
