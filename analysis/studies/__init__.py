@@ -40,6 +40,7 @@ STUDIES: dict[str, str] = {
     "dml_genre": "analysis.studies.dml_genre",
     "dowhy_recs": "analysis.studies.dowhy_recs",
     "aipw_panel": "analysis.studies.aipw_panel",
+    "forest_pricing": "analysis.studies.forest_pricing",
 }
 """Registered studies in book order: name -> module."""
 

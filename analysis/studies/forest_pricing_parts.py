@@ -1,0 +1,205 @@
+"""Pieces of the ``forest_pricing`` study: the report's printout, method comparison,
+forest settings, cross-fitted heterogeneity and policies, and the Monte Carlo check."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from analysis.data.pricing import FEATURES, simulate_pricing
+from analysis.estimators.cate import LABELS, CATEFit, fit_cate, score_cate
+from analysis.estimators.policy import dr_potential_outcomes, policy_value, tree_nodes
+from analysis.estimators.selection import default_candidates
+from analysis.parallel import map_tasks
+from analysis.result import coverage_check
+
+REPORT_PRINTOUT = ("Estimated ATE: 0.0000\n95% CI:        (0.6747, 1.2446)\n"
+                   "P-value:       0.0000")
+"""What the source report printed (a quotation)."""
+REPORT = {"ate": 0.0, "ci": (0.6747, 1.2446), "p": 0.0, "n": 5000}
+MODIFIER = FEATURES.index("engagement")
+"""Column of the engagement score X2, the effect modifier of the report's design."""
+
+
+def report_calls(forest: CATEFit, X: np.ndarray) -> pd.DataFrame:
+    """What each EconML call returns on this data, beside the report's printout.
+
+    Only ``ate__inference()`` is the doubly robust ATE with its interval;
+    ``ate_interval(X)`` is a conservative interval for the mean of the forest's CATE
+    predictions, and ``effect_interval(X)`` holds one interval per customer.
+    """
+    est = forest.model
+    ate_x = float(np.ravel(est.ate(X))[0])
+    lo_x, hi_x = (float(np.ravel(v)[0]) for v in est.ate_interval(X, alpha=0.05))
+    lo1, hi1 = (np.ravel(v) for v in est.effect_interval(X, alpha=0.05))
+    rows = [
+        {"call": "ate__inference() (doubly robust ATE)", "estimate": forest.ate["estimate"],
+         "ci_lower": forest.ate["ci_lower"], "ci_upper": forest.ate["ci_upper"],
+         "what_it_is": "The ATE and its confidence interval: use this."},
+        {"call": "ate(X), ate_interval(X)", "estimate": ate_x, "ci_lower": lo_x,
+         "ci_upper": hi_x, "what_it_is": "Mean of the CATE predictions, with a conservative "
+                                         "interval for that mean."},
+        {"call": "effect(X)[0], effect_interval(X)[0]",
+         "estimate": float(np.ravel(est.effect(X[:1]))[0]), "ci_lower": float(lo1[0]),
+         "ci_upper": float(hi1[0]), "what_it_is": "One customer's CATE and interval (the "
+                                                  "first row): not an ATE at all."},
+    ]
+    return pd.DataFrame(rows)
+
+
+def compare_methods(X: np.ndarray, y: np.ndarray, t: np.ndarray, tau: np.ndarray, *,
+                    forest: CATEFit, seed: int, n_folds: int,
+                    methods: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, CATEFit]]:
+    """Every method's ATE (beside the true ATE of this sample) and CATE scores."""
+    fits = {"causal_forest": forest}
+    for m in methods:
+        if m != "causal_forest":
+            fits[m] = fit_cate(X, y, t, method=m, modifiers=[MODIFIER], seed=seed,
+                               n_folds=n_folds, nuisance=forest.nuisance)  # type: ignore
+    truth = float(tau.mean())
+    rows = []
+    for fit in fits.values():
+        row = fit.tidy().iloc[0].to_dict()
+        row.update(score_cate(fit.cate, tau))
+        row.update(truth=truth, covers_truth=bool(row["ci_lower"] <= truth <= row["ci_upper"])
+                   if np.isfinite(row["std_error"]) else None,
+                   has_intervals=bool(fit.cate["lower"].notna().all()))
+        rows.append(row)
+    return pd.DataFrame(rows), fits
+
+
+def cate_table(data, fits: dict[str, CATEFit]) -> pd.DataFrame:
+    """Per customer: the features the figures use, the truth and each method's CATE."""
+    f = data.frame
+    out = pd.DataFrame({"customer": f["customer"], "engagement": f["engagement"],
+                        "usage": f["usage"], "treated": f["treated"], "tau": data.tau})
+    for m, fit in fits.items():
+        out[f"{m}"] = fit.cate["estimate"].to_numpy()
+        if fit.cate["lower"].notna().all():
+            out[f"{m}_lower"] = fit.cate["lower"].to_numpy()
+            out[f"{m}_upper"] = fit.cate["upper"].to_numpy()
+    return out
+
+
+def tune_forest(X: np.ndarray, y: np.ndarray, t: np.ndarray, tau: np.ndarray, *,
+                forest: CATEFit, settings: list[dict], seed: int, n_folds: int) -> pd.DataFrame:
+    """The forest under a small grid of settings, scored against the true effects."""
+    rows = []
+    for s in settings:
+        start = time.perf_counter()
+        fit = fit_cate(X, y, t, method="causal_forest", seed=seed, n_folds=n_folds,
+                       nuisance=forest.nuisance, **s)  # type: ignore[arg-type]
+        rows.append({**s, **score_cate(fit.cate, tau), "ate": fit.ate["estimate"],
+                     "ate_se": fit.ate["std_error"],
+                     "seconds": round(time.perf_counter() - start, 2)})
+    return pd.DataFrame(rows)
+
+
+def cross_fitted(X: np.ndarray, y: np.ndarray, t: np.ndarray, *, forest: CATEFit,
+                 folds: np.ndarray, seed: int, cost: float, depth: int, leaf: int,
+                 forest_settings: dict) -> dict:
+    """Out-of-fold forest CATEs and policy-tree decisions, and the DR scores.
+
+    For each fold, the forest and the policy tree are fitted on the other folds and
+    applied to it, so every ranking and policy is judged on units it never saw.
+    """
+    from econml.policy import PolicyTree
+
+    nu = forest.nuisance
+    g0, g1 = dr_potential_outcomes(y, t, nu["m_hat"], nu["g0_hat"], nu["g1_hat"])
+    psi = g1 - g0
+    tau_oof = np.empty(len(y))
+    tree_oof = np.empty(len(y))
+    for k in np.unique(folds):
+        train, test = folds != k, folds == k
+        fit = fit_cate(X[train], y[train], t[train], method="causal_forest", seed=seed,
+                       n_folds=2, nuisance={"model_t": clone(nu["model_t"]),
+                                            "model_y": clone(nu["model_y"])},
+                       **{**forest_settings, "inference": False})
+        tau_oof[test] = fit.model.effect(X[test])
+        tree = PolicyTree(max_depth=depth, min_samples_leaf=leaf, random_state=seed)
+        tree.fit(X[train], np.column_stack([np.zeros(train.sum()),
+                                            (g1 - g0)[train] - cost]))
+        tree_oof[test] = tree.predict(X[test])
+    display = PolicyTree(max_depth=depth, min_samples_leaf=leaf, random_state=seed).fit(
+        X, np.column_stack([np.zeros(len(y)), psi - cost]))
+    return {"psi": psi, "tau_oof": tau_oof, "tree_oof": tree_oof,
+            "tree": tree_nodes(display, FEATURES, X)}
+
+
+def policies(cf: dict, tau: np.ndarray, cost: float) -> pd.DataFrame:
+    """Each policy's gain per customer over treating nobody: DR estimate, CI and truth."""
+    n = len(tau)
+    rules = {"Treat nobody": np.zeros(n), "Treat everybody": np.ones(n),
+             "Treat if forest CATE > 0": (cf["tau_oof"] > 0).astype(float),
+             "Treat if forest CATE > cost": (cf["tau_oof"] > cost).astype(float),
+             "Depth-2 policy tree": cf["tree_oof"],
+             "Oracle (true effect > cost)": (tau > cost).astype(float)}
+    rows = [{"policy": name, **policy_value(pi, cf["psi"], cost, tau)}
+            for name, pi in rules.items()]
+    out = pd.DataFrame(rows)
+    best = out.loc[out["policy"].str.startswith("Oracle"), "true_value"].iloc[0]
+    out["regret"] = best - out["true_value"]
+    return out
+
+
+# ------------------------------------------------------------------ Monte Carlo check
+
+
+def coverage_replication(design: tuple[int, int, int, int], seed: int) -> dict[str, float]:
+    """One simulated data set of the linear design, the forest, and its intervals.
+
+    ``design`` is ``(n, n_trees, min_samples_leaf, n_folds)``; the nuisances are fixed
+    linear models (correctly specified for the propensity), for speed.
+    """
+    n, trees, leaf, n_folds = design
+    data = simulate_pricing(n=n, scenario="linear", seed=seed)
+    nuisance = {"model_t": default_candidates("classifier", seed=seed)["linear"],
+                "model_y": default_candidates("regressor", seed=seed)["linear"]}
+    fit = fit_cate(data.X.to_numpy(), data.frame["revenue"].to_numpy(),
+                   data.frame["treated"].to_numpy(), method="causal_forest", seed=seed,
+                   n_folds=n_folds, nuisance=nuisance, n_estimators=trees,
+                   min_samples_leaf=leaf)
+    score = score_cate(fit.cate, data.tau)
+    return {"ate": fit.ate["estimate"], "se": fit.ate["std_error"],
+            "ci_lower": fit.ate["ci_lower"], "ci_upper": fit.ate["ci_upper"],
+            "sample_ate": float(data.tau.mean()), "cate_coverage": score["coverage"],
+            "sqrt_pehe": score["sqrt_pehe"]}
+
+
+POPULATION_ATE = 0.5
+"""The linear design's ATE, :math:`0.5 + 8\\,E[X_2]` with :math:`E[X_2] = 0`."""
+
+
+def coverage_study(*, reps: int, n: int, trees: int, leaf: int, n_folds: int,
+                   seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Replicate :func:`coverage_replication`; summarise ATE and CATE coverage."""
+    table = pd.DataFrame(map_tasks(coverage_replication, [(n, trees, leaf, n_folds)] * reps,
+                                   seed=seed))
+    table["covered"] = table["ci_lower"].le(POPULATION_ATE) & table["ci_upper"].ge(POPULATION_ATE)
+    p = float(table["covered"].mean())
+    summary = pd.DataFrame([
+        {"interval": "ATE (ate__inference), population ATE 0.5", "coverage": p,
+         "mc_se": float(np.sqrt(p * (1 - p) / reps)), "reps": reps},
+        {"interval": "CATE intervals, average share of customers covered",
+         "coverage": float(table["cate_coverage"].mean()),
+         "mc_se": float(table["cate_coverage"].std() / np.sqrt(reps)), "reps": reps}])
+    return table, summary
+
+
+def coverage_rows(table: pd.DataFrame) -> list[dict]:
+    """The Monte Carlo rows of the ``checks`` table."""
+    return [coverage_check("Causal forest ATE interval (ate__inference), simulated "
+                           "subscribers", table["covered"])]
+
+
+def method_checks(methods: pd.DataFrame, scenario: str) -> list[dict]:
+    """Each method's ATE interval against the true ATE of the sample."""
+    from analysis.result import check_row
+
+    return [check_row(f"{LABELS[r.method]}: ATE, {scenario} effect", "planted truth",
+                      r.estimate, r.ci_lower, r.ci_upper, r.truth, "true ATE of the sample")
+            for r in methods.itertuples() if np.isfinite(r.std_error)]
