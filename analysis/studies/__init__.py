@@ -41,6 +41,7 @@ STUDIES: dict[str, str] = {
     "dowhy_recs": "analysis.studies.dowhy_recs",
     "aipw_panel": "analysis.studies.aipw_panel",
     "forest_pricing": "analysis.studies.forest_pricing",
+    "interference_slates": "analysis.studies.interference_slates",
 }
 """Registered studies in book order: name -> module."""
 
