@@ -47,6 +47,8 @@ def facts(config, tables: Mapping[str, pd.DataFrame], slates: Slates) -> dict:
                 "n_above_oracle": int((est["estimate"] > est["oracle"]).sum())})
     out["total_negative"] = bool(out["total_hi"] < 0)
     out["total_positive"] = bool(out["total_lo"] > 0)
+    out["total_unclear"] = not (out["total_negative"] or out["total_positive"])
+    out["all_cover"] = bool(out["n_covering"] == out["n_estimates"])
     out["total_sign_word"] = "loses" if out["total"] < 0 else "gains"
     out["total_abs_per_1000"] = abs(out["total_per_1000"])
     out["spillovers_all_negative"] = bool((dim.loc[[k for k in dim.index
