@@ -36,7 +36,15 @@ def movielens_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def quick_runs(tmp_path_factory):
+def quick_root(tmp_path_factory) -> Path:
+    """One result cache (``<root>/cache``) for the whole test session: the quick runs and
+    the executed chapters share it, as a render shares ``data/cache``, so each study is
+    computed once per data source."""
+    return tmp_path_factory.mktemp("quick-results")
+
+
+@pytest.fixture(scope="session")
+def quick_runs(quick_root):
     """Every registered study under the quick profile, computed once per test session
     (synthetic data) and shared by the modules that only read results."""
     from analysis.cache import ResultCache
@@ -47,7 +55,7 @@ def quick_runs(tmp_path_factory):
     saved = os.environ.pop(MOVIELENS_ENV, None)
     try:
         config = load_config(ROOT / "analysis.toml", profile="quick")
-        cache = ResultCache(tmp_path_factory.mktemp("quick-results"))
+        cache = ResultCache(quick_root / "cache")
         return {name: run_study(name, config=config, cache=cache) for name in STUDIES}
     finally:
         if saved is not None:

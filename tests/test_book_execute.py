@@ -130,7 +130,11 @@ def compile_pdf(executed: list, workdir: Path, name: str, *, numbered: bool = Tr
 
 def book_env(cache: Path, extra_env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a render gives the kernel: the project, a cache, inline PNG figures."""
+    # The profile and configuration are set here, not left to the autouse fixture: the
+    # module-scoped book fixtures run before it.
     return {"PYTHONPATH": str(ROOT), "ANALYSIS_CACHE_DIR": str(cache / "cache"),
+            "ANALYSIS_CONFIG": str(ROOT / "analysis.toml"),
+            "ANALYSIS_PROFILE": os.environ.get("ANALYSIS_TEST_PROFILE", "quick"),
             "MPLBACKEND": "module://matplotlib_inline.backend_inline", **(extra_env or {})}
 
 
@@ -141,10 +145,11 @@ def execute_book(cache: Path, extra_env: dict[str, str]) -> list:
 
 
 @pytest.fixture(scope="module")
-def book_cache(tmp_path_factory):
-    """One result cache for every execution in this module, as a render shares data/cache:
-    studies that do not read MovieLens are computed once for both book runs."""
-    return tmp_path_factory.mktemp("book-cache")
+def book_cache(quick_runs, quick_root):
+    """The session's result cache, as a render shares data/cache: the chapters read the
+    quick runs, and studies that do not read MovieLens are computed once for both book
+    runs."""
+    return quick_root
 
 
 @pytest.fixture(scope="module")

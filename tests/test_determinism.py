@@ -32,22 +32,25 @@ for name in sys.argv[2:]:
 
 
 @pytest.mark.slow
-def test_every_study_is_byte_identical_across_processes(tmp_path):
-    procs = []
-    for seed in ("1", "4242"):
-        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT),
-               "ANALYSIS_CACHE_DIR": str(tmp_path / f"cache-{seed}"),
-               "ANALYSIS_PROFILE": "quick"}
-        env.pop("ANALYSIS_MOVIELENS_DIR", None)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, str(tmp_path / seed), *STUDIES], env=env, cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for p in procs:
-        _, err = p.communicate(timeout=1800)
-        assert p.returncode == 0, err[-2000:]
-    first, second = tmp_path / "1", tmp_path / "4242"
-    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
-    assert {f.parts[0] for f in files} == set(STUDIES)
-    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
-    differ = [str(f) for f in files if (first / f).read_bytes() != (second / f).read_bytes()]
+def test_every_study_is_byte_identical_across_processes(tmp_path, quick_runs):
+    """The session's quick runs against a fresh process with another hash seed and an
+    empty cache."""
+    from analysis.cache import _encode
+
+    env = {**os.environ, "PYTHONHASHSEED": "4242", "PYTHONPATH": str(ROOT),
+           "ANALYSIS_CACHE_DIR": str(tmp_path / "cache"), "ANALYSIS_PROFILE": "quick"}
+    env.pop("ANALYSIS_MOVIELENS_DIR", None)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "out"), *STUDIES],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} == set(STUDIES)
+    differ = []
+    for name, run in quick_runs.items():
+        here = {m: d for m, d in _encode(run.result).items()
+                if m not in ("provenance.json", "diagnostics.json")}
+        there = {str(p.relative_to(out / name)): p.read_bytes()
+                 for p in (out / name).rglob("*") if p.is_file()}
+        assert sorted(here) == sorted(there), name
+        differ += [f"{name}/{m}" for m in here if here[m] != there[m]]
     assert not differ, f"differ between processes: {differ}"
