@@ -3,6 +3,7 @@
 Usage::
 
     python -m analysis run [--study NAME ...] [--profile NAME] [--refresh]
+        (on the backend of [parallel] in analysis.toml or $ANALYSIS_PARALLEL)
     python -m analysis summary [--study NAME ...] [--profile NAME]
     python -m analysis data status
     python -m analysis data fetch NAME [--base-url URL] [--sha256 HEX] [--force]
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -98,26 +98,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from analysis.config import load_config
     from analysis.report.tables import md_table
-    from analysis.runner import run_study
+    from analysis.runner import run_studies
     from analysis.studies import STUDIES
 
     config = load_config(profile=args.profile)
     print(f"profile: {config.profile} (from {config.profile_source})", flush=True)
+    print(f"parallel: {config.parallel.describe()}", flush=True)
     names = args.study or list(STUDIES)
-    rows = []
-    bar = tqdm(names, desc="studies", unit="study", file=sys.stderr)
-    for name in bar:
-        bar.set_postfix_str(name)
-        t = time.perf_counter()
-        run = run_study(name, config=config, refresh=args.refresh)
-        p = run.result.provenance
-        rows.append({"study": name, "status": "cached" if run.cached else "computed",
-                     "seconds": time.perf_counter() - t, "dataset": p.dataset,
-                     "source": p.source, "rows": p.rows})
-    import pandas as pd
+    bar = tqdm(total=len(names), desc="studies", unit="study", file=sys.stderr)
 
+    def done(name: str, cached: bool) -> None:
+        bar.set_postfix_str(f"{name} {'(cached)' if cached else 'computed'}")
+        bar.update(1)
+
+    runs = run_studies(names, config=config, refresh=args.refresh, on_done=done)
+    bar.close()
+    rows = [{"study": r.name, "status": "cached" if r.cached else "computed",
+             "seconds": r.seconds, "dataset": r.result.provenance.dataset,
+             "source": r.result.provenance.source, "rows": r.result.provenance.rows}
+            for r in runs]
     print(md_table(pd.DataFrame(rows), digits={"seconds": 2}).data)
     return 0
 

@@ -32,6 +32,9 @@ from typing import Any, Literal
 
 from analysis.errors import ConfigError, UnknownProfileError
 
+if typing.TYPE_CHECKING:
+    from analysis.parallel import ParallelSettings
+
 CONFIG_FILENAME = "analysis.toml"
 PROFILE_ENV = "ANALYSIS_PROFILE"
 CONFIG_ENV = "ANALYSIS_CONFIG"
@@ -153,6 +156,14 @@ class BookConfig:
         return [DEFAULT_PROFILE, *sorted(p for p in self.raw.get("profiles", {})
                                         if p != DEFAULT_PROFILE)]
 
+    @property
+    def parallel(self) -> ParallelSettings:
+        """Where heavy loops run: ``[parallel]`` overridden by the environment (see
+        :mod:`analysis.parallel`); not part of any cache key."""
+        from analysis.parallel import settings_from
+
+        return settings_from(self.raw.get("parallel", {}))
+
     def study(self, name: str, profile: str | None = None) -> StudyConfig:
         """The validated settings of one study under the selected (or given) profile.
 
@@ -200,16 +211,18 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def _check_structure(raw: Mapping[str, Any], name: str) -> None:
     """Sections must be tables: ``[studies.<study>]`` and ``[profiles.<profile>.<study>]``."""
-    unknown = set(raw) - {"studies", "profiles"}
+    unknown = set(raw) - {"studies", "profiles", "parallel"}
     if unknown:
-        raise ConfigError(f"Unknown section(s) {sorted(unknown)} in {name}; "
-                          "only [studies.<name>] and [profiles.<profile>.<name>] are allowed.")
+        raise ConfigError(f"Unknown section(s) {sorted(unknown)} in {name}; only "
+                          "[studies.<name>], [profiles.<profile>.<name>] and [parallel] "
+                          "are allowed.")
 
     def table(value: Any, where: str, shape: str) -> None:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} in {name} is {value!r}, not a table. Write it as "
                               f"{shape}.")
 
+    table(raw.get("parallel", {}), "'parallel'", "a [parallel] section with keys")
     table(raw.get("studies", {}), "'studies'", "[studies.<study>] sections with keys")
     for study, values in raw.get("studies", {}).items():
         table(values, f"'studies.{study}'", f"a [studies.{study}] section with keys")
@@ -270,6 +283,7 @@ def load_config(path: str | Path | None = None, profile: str | None = None) -> B
                                   f"{p.name}: {', '.join(cfg.profiles)}. Add "
                                   f"[profiles.{chosen}.<study>] or pick one of those "
                                   f"(argument --profile or ${PROFILE_ENV}).")
+    cfg.parallel  # noqa: B018 - validate [parallel] and its environment overrides now
     for prof in cfg.profiles:  # every study under every profile, so errors surface at load
         for name in STUDIES:
             cfg.study(name, prof)

@@ -47,6 +47,10 @@ class GraphError(AnalysisError, ValueError):
     """A causal graph is malformed (cyclic, or missing a needed node)."""
 
 
+class ParallelError(AnalysisError):
+    """The parallel backend cannot run (a Dask scheduler out of reach, dask missing)."""
+
+
 class AnalysisWarning(UserWarning):
     """A warning that matters for the reader (overlap, weak instrument, convergence).
 

@@ -1,22 +1,152 @@
 """The one door every parallel loop of the book goes through.
 
-Monte Carlo replications, bootstrap blocks, grids of simulations: each is a list
-of independent tasks.  :func:`map_tasks` runs ``fn(item, seed)`` for every item and
-returns the results in the items' order.  Every task gets its own seed, derived
-from the study's seed and the task's index with :class:`numpy.random.SeedSequence`
-(``spawn``), never from global state or from which worker runs it, so the numbers
-are the same whatever the backend.
+Monte Carlo replications, bootstrap replicates, repetitions of cross-fitting, grids of
+simulations, the studies themselves: each is a list of independent tasks.
+:func:`map_tasks` runs ``fn(item, seed)`` for every item and returns the results in
+the items' order, on the backend the configuration chooses:
+
+``serial``
+    In this process, one task after another (the default, and the reference the
+    tests compare the others against).
+``local``
+    Worker processes on this machine (joblib's ``loky`` backend).
+``dask``
+    A ``dask.distributed`` cluster: the scheduler at ``address``, or an in-process
+    ``LocalCluster`` of ``workers`` single-threaded processes when the address is
+    ``local``.  Dask reschedules the tasks of a worker that dies.
+
+Every task gets its own seed, derived from the study's seed and the task's index with
+:class:`numpy.random.SeedSequence` (``spawn``), never from global state or from which
+worker runs it, and every task runs with its numerical libraries limited to one thread,
+so the numbers are identical, to the last bit, whatever the backend.  The backend is not
+part of any cache key.
+
+The settings come from the ``[parallel]`` section of ``analysis.toml`` (see
+:func:`settings_from`), overridden by ``$ANALYSIS_PARALLEL``, ``$ANALYSIS_DASK_ADDRESS``
+and ``$ANALYSIS_WORKERS``; the runner activates them with :func:`use` around each study.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+import atexit
+import contextlib
+import os
+import pickle
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 
+from analysis.errors import ConfigError, ParallelError
+
 T = TypeVar("T")
 R = TypeVar("R")
+
+Backend = Literal["serial", "local", "dask"]
+BACKEND_ENV = "ANALYSIS_PARALLEL"
+ADDRESS_ENV = "ANALYSIS_DASK_ADDRESS"
+WORKERS_ENV = "ANALYSIS_WORKERS"
+
+
+@dataclass(frozen=True)
+class ParallelSettings:
+    """Where the tasks run.
+
+    Attributes
+    ----------
+    backend : {"serial", "local", "dask"}
+    address : str
+        Dask only: the scheduler's address (``tcp://host:8786``), or ``local`` for an
+        in-process ``LocalCluster``.
+    workers : int
+        Worker processes for ``local`` and for a Dask ``LocalCluster``; 0 means one per
+        core.
+    connect_timeout : float
+        Seconds to wait for a Dask scheduler before giving up with an error.
+    """
+
+    backend: Backend = "serial"
+    address: str = "local"
+    workers: int = 0
+    connect_timeout: float = 10.0
+
+    def n_workers(self) -> int:
+        """Workers to start (``workers``, or the number of cores)."""
+        return self.workers or os.cpu_count() or 1
+
+    def describe(self) -> str:
+        """One line for the run log."""
+        if self.backend == "serial":
+            return "serial (one process)"
+        if self.backend == "local":
+            return f"local ({self.n_workers()} worker processes)"
+        where = (f"in-process LocalCluster, {self.n_workers()} workers"
+                 if self.address == "local" else f"scheduler {self.address}")
+        return f"dask ({where})"
+
+
+SERIAL = ParallelSettings()
+_ACTIVE: ContextVar[ParallelSettings] = ContextVar("analysis_parallel", default=SERIAL)
+_IN_TASK: ContextVar[bool] = ContextVar("analysis_in_task", default=False)
+
+
+def settings_from(section: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> ParallelSettings:
+    """Validated settings from a ``[parallel]`` table and the environment (which wins).
+
+    Raises
+    ------
+    ConfigError
+        On an unknown key, backend or a bad number, naming the key and the fix.
+    """
+    environ = os.environ if environ is None else environ
+    values = dict(section or {})
+    allowed = {"backend", "address", "workers", "connect_timeout"}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ConfigError(f"Unknown key(s) {unknown} in [parallel]; valid keys: "
+                          f"{', '.join(sorted(allowed))}.")
+    for key, env in (("backend", BACKEND_ENV), ("address", ADDRESS_ENV),
+                     ("workers", WORKERS_ENV)):
+        if environ.get(env, "").strip():
+            values[key] = environ[env].strip()
+            where = f"${env}"
+        else:
+            where = f"'{key}' in [parallel]"
+        if key == "backend" and key in values and values[key] not in get_args(Backend):
+            raise ConfigError(f"{where} is {values[key]!r}; use one of "
+                              f"{', '.join(map(repr, get_args(Backend)))}.")
+        if key == "workers" and key in values:
+            try:
+                values[key] = int(values[key])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where} is {values[key]!r}; use a whole number of worker "
+                                  "processes (0 for one per core).") from None
+            if values[key] < 0:
+                raise ConfigError(f"{where} is {values[key]}; use 0 (one per core) or more.")
+    if "connect_timeout" in values and not (isinstance(values["connect_timeout"], int | float)
+                                            and values["connect_timeout"] > 0):
+        raise ConfigError(f"'connect_timeout' in [parallel] is {values['connect_timeout']!r}; "
+                          "use a positive number of seconds such as 10.")
+    return ParallelSettings(**values)
+
+
+def active() -> ParallelSettings:
+    """The settings in force: serial inside a task (tasks do not spawn tasks), else those
+    :func:`use` set (serial by default)."""
+    return SERIAL if _IN_TASK.get() else _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def use(settings: ParallelSettings) -> Iterator[ParallelSettings]:
+    """Run the enclosed code's :func:`map_tasks` calls on ``settings``' backend."""
+    token = _ACTIVE.set(settings)
+    try:
+        yield settings
+    finally:
+        _ACTIVE.reset(token)
 
 
 def task_seeds(seed: int, n: int) -> list[int]:
@@ -25,29 +155,187 @@ def task_seeds(seed: int, n: int) -> list[int]:
     return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in children]
 
 
-def map_tasks(fn: Callable[[T, int], R], items: Iterable[T], *, seed: int) -> list[R]:
-    """``[fn(item, seed_i) for each item]``, with per-task seeds from :func:`task_seeds`.
+def run_task(fn: Callable[[T, int], R], item: T, seed: int) -> R:
+    """One task, with BLAS and OpenMP limited to one thread on every backend (so sums are
+    taken in the same order everywhere); tasks that a task starts run serially inside it."""
+    token = _IN_TASK.set(True)
+    try:
+        with one_thread():
+            return fn(item, seed)
+    finally:
+        _IN_TASK.reset(token)
+
+
+def one_thread() -> contextlib.AbstractContextManager:
+    """Limit BLAS and OpenMP to one thread: the runner computes every study this way and
+    every task runs this way, so results do not depend on how many threads or workers
+    there are."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def map_tasks(fn: Callable[[T, int], R], items: Iterable[T], *, seed: int | None = None,
+              seeds: Sequence[int] | None = None, settings: ParallelSettings | None = None,
+              on_done: Callable[[int], None] | None = None) -> list[R]:
+    """``[fn(item, seed_i) for each item]`` on the active backend, in the items' order.
 
     Parameters
     ----------
     fn : callable
         A module-level function (so that it can be shipped to a worker) of an item and
-        an integer seed.
+        an integer seed; it must not rely on changing its arguments or global state.
     items : iterable
-        The tasks' inputs.
-    seed : int
+        The tasks' inputs.  An object passed as several items (the same data for every
+        Monte Carlo replication) is shipped to a Dask cluster once.
+    seed : int, optional
         The study's seed; task ``i`` gets ``task_seeds(seed, n)[i]``.
+    seeds : sequence of int, optional
+        Explicit per-task seeds instead (exactly one of ``seed`` and ``seeds``).
+    settings : ParallelSettings, optional
+        The backend; :func:`active` by default.
+    on_done : callable, optional
+        Called with a task's index as it finishes (progress bars; out of order on Dask).
 
     Returns
     -------
     list
         The results, in the order of ``items``.
+
+    Raises
+    ------
+    ParallelError
+        If a Dask scheduler cannot be reached.
     """
     items = list(items)
-    seeds = task_seeds(seed, len(items))
-    return [fn(item, s) for item, s in zip(items, seeds, strict=True)]
+    if (seed is None) == (seeds is None):
+        raise TypeError("map_tasks needs exactly one of seed= and seeds=.")
+    seeds = task_seeds(seed, len(items)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != len(items):
+        raise ValueError(f"{len(seeds)} seeds for {len(items)} tasks.")
+    s = SERIAL if _IN_TASK.get() else (settings or active())
+    if s.backend == "serial" or len(items) <= 1:
+        out = []
+        for i, (item, sd) in enumerate(zip(items, seeds, strict=True)):
+            out.append(run_task(fn, item, sd))
+            if on_done:
+                on_done(i)
+        return out
+    if s.backend == "local":
+        return _map_local(fn, items, seeds, s, on_done)
+    return _map_dask(fn, items, seeds, s, on_done)
+
+
+def _map_local(fn, items, seeds, s: ParallelSettings, on_done) -> list:
+    from joblib import Parallel, delayed
+
+    out = []
+    jobs = Parallel(n_jobs=min(s.n_workers(), len(items)), backend="loky",
+                    return_as="generator")
+    for i, r in enumerate(jobs(delayed(run_task)(fn, item, sd)
+                               for item, sd in zip(items, seeds, strict=True))):
+        out.append(r)
+        if on_done:
+            on_done(i)
+    return out
+
+
+def _map_dask(fn, items, seeds, s: ParallelSettings, on_done) -> list:
+    from distributed import as_completed
+
+    client = dask_client(s)
+    shipped = _ship_shared(client, items)
+    futures = client.map(run_task, [fn] * len(items), shipped, seeds, pure=False)
+    index = {f.key: i for i, f in enumerate(futures)}
+    try:
+        with client.as_current():
+            for future in as_completed(futures):
+                if on_done:
+                    on_done(index[future.key])
+        return client.gather(futures)
+    except BaseException:
+        client.cancel(futures)  # Ctrl-C or a failed task: stop the rest on the cluster
+        raise
+
+
+def _ship_shared(client, items: list) -> list:
+    """Items that are one object passed several times go to the cluster once."""
+    counts: dict[int, int] = {}
+    for item in items:
+        counts[id(item)] = counts.get(id(item), 0) + 1
+    futures: dict[int, Any] = {}
+    out = []
+    for item in items:
+        if counts[id(item)] > 1 and _is_large(item):
+            if id(item) not in futures:
+                futures[id(item)] = client.scatter([item], hash=False)[0]
+            out.append(futures[id(item)])
+        else:
+            out.append(item)
+    return out
+
+
+def _is_large(item: Any, limit: int = 100_000) -> bool:
+    try:
+        return len(pickle.dumps(item, protocol=5)) > limit
+    except Exception:  # unpicklable here: let Dask's own serialisation report it
+        return False
+
+
+_CLIENTS: dict[tuple, Any] = {}
+
+
+def dask_client(s: ParallelSettings):
+    """A connected ``distributed.Client`` for ``s`` (kept for the rest of the process).
+
+    Raises
+    ------
+    ParallelError
+        If ``dask.distributed`` is missing or the scheduler does not answer within
+        ``connect_timeout`` seconds.
+    """
+    key = (s.address, s.n_workers() if s.address == "local" else None)
+    if key in _CLIENTS and _CLIENTS[key].status == "running":
+        return _CLIENTS[key]
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ParallelError("The dask backend needs dask.distributed: install it with "
+                            "python -m pip install -e '.[dask]' (or 'dask[distributed]'), "
+                            "or use backend = 'serial' or 'local'.") from exc
+    if s.address == "local":
+        import logging
+
+        cluster = LocalCluster(n_workers=s.n_workers(), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster, set_as_default=False)
+    else:
+        try:
+            client = Client(s.address, timeout=f"{s.connect_timeout}s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ParallelError(
+                f"Could not reach a Dask scheduler at {s.address} within "
+                f"{s.connect_timeout:g} s ({type(exc).__name__}: {exc}). Start one with "
+                "'dask scheduler' and workers with 'dask worker ADDRESS' (each with this "
+                "project installed), check the address in [parallel] or "
+                f"${ADDRESS_ENV}, or set ${BACKEND_ENV}=serial to run here.") from exc
+    _CLIENTS[key] = client
+    return client
+
+
+@atexit.register
+def close_clients() -> None:
+    """Close every Dask client (and the LocalClusters this process started)."""
+    for key, client in list(_CLIENTS.items()):
+        with contextlib.suppress(Exception):
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        _CLIENTS.pop(key, None)
 
 
 def chunks(n: int, size: int) -> Sequence[tuple[int, int]]:
     """``(start, stop)`` pairs cutting ``range(n)`` into blocks of at most ``size``."""
     return [(i, min(i + size, n)) for i in range(0, n, size)]
+

@@ -13,9 +13,11 @@ import dataclasses
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis import parallel
 from analysis.cache import CACHE_ENV, ResultCache, cache_key
 from analysis.codehash import code_fingerprint
 from analysis.config import BookConfig, load_config
@@ -103,15 +105,71 @@ def run_study(name: str, *, config: BookConfig | None = None, profile: str | Non
     return StudyRun(name, result, False, time.perf_counter() - started, key)
 
 
-def run_studies(names: list[str] | None = None, **kwargs) -> list[StudyRun]:
-    """Run several studies (all registered ones by default), in book order."""
-    return [run_study(n, **kwargs) for n in (names or list(STUDIES))]
+def run_studies(names: list[str] | None = None, *, config: BookConfig | None = None,
+                profile: str | None = None, refresh: bool = False,
+                cache: ResultCache | None = None,
+                on_done: Callable[[str, bool], None] | None = None) -> list[StudyRun]:
+    """Run several studies (all registered ones by default); results in book order.
+
+    Studies whose result is cached are read first.  The rest are computed one after
+    another on the serial backend, and concurrently, one study per task (each running its
+    own loops serially), on the ``local`` or ``dask`` backend; ``on_done(name, cached)`` is
+    called as each study finishes.
+    """
+    config = config or load_config(profile=profile)
+    cache = cache or default_cache(config)
+    names = names or list(STUDIES)
+    runs: dict[str, StudyRun] = {}
+    todo = []
+    for name in names:
+        hit = None if refresh else _cached(name, config, cache)
+        if hit is not None:
+            runs[name] = hit
+            if on_done:
+                on_done(name, True)
+        else:
+            todo.append(name)
+    if todo:
+        cache.check_writable()
+    if config.parallel.backend == "serial" or len(todo) <= 1:
+        for name in todo:
+            runs[name] = run_study(name, config=config, refresh=True, cache=cache)
+            if on_done:
+                on_done(name, False)
+    else:
+        computed = parallel.map_tasks(
+            _compute_task, [(n, config, cache) for n in todo], seeds=[0] * len(todo),
+            settings=config.parallel, on_done=(lambda i: on_done(todo[i], False))
+            if on_done else None)
+        runs.update((run.name, run) for run in computed)
+    return [runs[n] for n in names]
+
+
+def _cached(name: str, config: BookConfig, cache: ResultCache) -> StudyRun | None:
+    started = time.perf_counter()
+    key = study_key(name, config)
+    try:
+        hit = cache.get(name, key)
+    except CacheError as exc:
+        warnings.warn(f"{exc} Recomputing.", stacklevel=3)
+        return None
+    return None if hit is None else StudyRun(name, hit, True, time.perf_counter() - started,
+                                             key)
+
+
+def _compute_task(item: tuple[str, BookConfig, ResultCache], seed: int) -> StudyRun:
+    """One study computed (and cached) in a worker; its own loops run serially there."""
+    name, config, cache = item
+    return run_study(name, config=config, refresh=True, cache=cache)
 
 
 def _compute(name: str, config: BookConfig) -> StudyResult:
+    """Run the study on the configured parallel backend, with BLAS and OpenMP at one thread
+    (as in every task), so its numbers do not depend on the backend or the machine."""
     study = get_study(name)
     settings = config.study(name)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, parallel.use(config.parallel), \
+            parallel.one_thread():
         warnings.simplefilter("always")
         result = study.run(settings, config.root)
     seen = {(d.topic, d.message) for d in result.diagnostics}

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.causal.pipeline import DoWhyPipeline, quiet_dowhy
+from analysis.parallel import map_tasks
 
 P_MIN = 0.05
 """A refuter fails when DoWhy's p-value falls below this."""
@@ -67,14 +68,25 @@ def refutation_table(pipe: DoWhyPipeline, estimate, *, settings: RefuterSettings
       as the benchmark covariate): passes if the bias-adjusted estimate keeps the
       sign of :math:`\\hat\\tau` and its 95% interval excludes zero.
     """
+    names = ["placebo", "random_cause", "subset"] + (["unobserved"] if settings.benchmark
+                                                     else [])
+    # one task per refuter (each seeds DoWhy's global generator with the pipeline's seed)
+    rows = map_tasks(_refuter_task, [(name, pipe, estimate, settings, unit) for name in names],
+                     seeds=[pipe.seed % 2**32] * len(names))
+    return pd.DataFrame(rows)
+
+
+def _refuter_task(item: tuple, seed: int) -> dict:
+    name, pipe, estimate, s, unit = item
     value = float(estimate.value)
     se = float(np.ravel(estimate.get_standard_error())[0])
-    rows = [_placebo(pipe, estimate, value, settings, unit),
-            _random_cause(pipe, estimate, value, se, settings, unit),
-            _subset(pipe, estimate, value, se, settings, unit)]
-    if settings.benchmark:
-        rows.append(_unobserved(pipe, estimate, value, settings, unit))
-    return pd.DataFrame(rows)
+    if name == "placebo":
+        return _placebo(pipe, estimate, value, s, unit)
+    if name == "random_cause":
+        return _random_cause(pipe, estimate, value, se, s, unit)
+    if name == "subset":
+        return _subset(pipe, estimate, value, se, s, unit)
+    return _unobserved(pipe, estimate, value, s, unit)
 
 
 def _refute(pipe: DoWhyPipeline, estimate, method: str, **kwargs):

@@ -19,15 +19,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis.errors import EstimationError
 from analysis.estimators.inference import cluster_codes
+from analysis.parallel import chunks, map_tasks
 
 MIN_CLUSTERS = 20
 """Fewer clusters than this make a cluster bootstrap meaningless."""
+BLOCK = 250
+"""Replicates per task: the replicates are computed in blocks of this many rows of the
+weight matrix, each block a task of :func:`analysis.parallel.map_tasks` (so a cluster can
+share the work; the blocks are the same on every backend, and so are the numbers)."""
 
 
 @dataclass(frozen=True)
@@ -54,15 +60,25 @@ class ClusterBootstrap:
         """Number of replicates."""
         return self.draws.shape[0]
 
+    def cluster_sums(self, values: np.ndarray) -> np.ndarray:
+        """Per-cluster sums (G, k) of per-row ``values`` (n,) or (n, k)."""
+        flat = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+        G = self.weights.shape[1]
+        return np.stack([np.bincount(self.codes, weights=flat[:, j], minlength=G)
+                         for j in range(flat.shape[1])], axis=1)
+
+    def map_blocks(self, fn: Callable[[tuple[np.ndarray, Any], int], np.ndarray],
+                   data: Any) -> np.ndarray:
+        """``fn((weights_block, data), seed)`` for blocks of :data:`BLOCK` replicates, as
+        tasks of :func:`~analysis.parallel.map_tasks`; the blocks' rows stacked (B, ...)."""
+        parts = map_tasks(fn, [(self.weights[lo:hi], data) for lo, hi in
+                               chunks(self.n_boot, BLOCK)], seeds=[0] * -(-self.n_boot // BLOCK))
+        return np.concatenate(parts, axis=0)
+
     def sums(self, values: np.ndarray) -> np.ndarray:
         """Replicate sums of per-row ``values`` (n,) or (n, k): shape (B,) or (B, k)."""
-        v = np.asarray(values, dtype=np.float64)
-        flat = v.reshape(len(v), -1)
-        G = self.weights.shape[1]
-        per = np.stack([np.bincount(self.codes, weights=flat[:, j], minlength=G)
-                        for j in range(flat.shape[1])], axis=1)
-        out = self.weights @ per
-        return out[:, 0] if v.ndim == 1 else out
+        out = self.map_blocks(_weighted_sums, self.cluster_sums(values))
+        return out[:, 0] if np.ndim(values) == 1 else out
 
     def ratio(self, numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         """Replicates of :math:`\\sum w\\,\\text{num} / \\sum w\\,\\text{den}`, column by column."""
@@ -80,6 +96,12 @@ class ClusterBootstrap:
             return self.ratio(v, np.ones_like(v))
         onehot = np.eye(int(groups.max()) + 1)[groups]
         return self.ratio(onehot * v[:, None], onehot)
+
+
+def _weighted_sums(item: tuple[np.ndarray, np.ndarray], seed: int) -> np.ndarray:
+    """One block of replicate sums: the block's draw counts times the cluster sums."""
+    weights, per_cluster = item
+    return weights @ per_cluster
 
 
 def cluster_bootstrap(clusters: np.ndarray, n_boot: int, seed: int) -> ClusterBootstrap:

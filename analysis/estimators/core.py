@@ -9,6 +9,7 @@ Names follow Chernozhukov et al. (2018) and DoubleML: ``psi_a``, ``psi_b``,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Literal
 
@@ -19,6 +20,7 @@ from sklearn.base import BaseEstimator
 from analysis.errors import EstimationError, NotFittedError
 from analysis.estimators.crossfit import make_folds
 from analysis.estimators.inference import median_aggregate, score_se, solve_score
+from analysis.parallel import map_tasks
 from analysis.result import tidy_frame, tidy_row
 
 LearnerKind = Literal["regressor", "classifier"]
@@ -39,6 +41,14 @@ def default_learner(kind: LearnerKind, *, n_estimators: int = 300, learning_rate
                colsample_bytree=0.8, max_bin=63, n_jobs=1, verbose=-1, random_state=seed)
 
 
+def _repetition(data: tuple, seed: int) -> dict:
+    """One repetition of cross-fitting: folds from ``seed``, nuisances, score, solution."""
+    model, X, y, d, clusters = data
+    folds = make_folds(len(y), model.n_folds, clusters=clusters, seed=seed)
+    a, b, eta = model._score(X, y, d, folds)
+    return {"a": a, "b": b, "eta": eta, "folds": folds, "sol": solve_score(a, b, clusters)}
+
+
 class CrossFittedScore(BaseEstimator):
     """Shared fitting loop: folds, nuisances, score, repeated cross-fitting."""
 
@@ -54,18 +64,18 @@ class CrossFittedScore(BaseEstimator):
         """
         Xa, ya, da, names = check_inputs(X, y, d, clusters, binary=self._binary_only)
         self._check_learners(da)
-        thetas, ses, ses_iid, psi_a, psi_b, nuis, folds_all = [], [], [], [], [], [], []
-        for r in range(self.n_rep):
-            folds = make_folds(len(ya), self.n_folds, clusters=clusters, seed=self.seed + r)
-            a, b, eta = self._score(Xa, ya, da, folds)
-            sol = solve_score(a, b, clusters)
-            thetas.append(sol.theta)
-            ses.append(sol.se)
-            ses_iid.append(sol.se_iid)
-            psi_a.append(a)
-            psi_b.append(b)
-            nuis.append(eta)
-            folds_all.append(folds)
+        # Repetition 0 runs here (it may choose learners); the others, which reuse that
+        # choice, are tasks of analysis.parallel, each on a copy of this estimator.
+        data = (self, Xa, ya, da, clusters)
+        reps = [_repetition(data, self.seed)]
+        reps += map_tasks(_repetition, [(copy.copy(self), Xa, ya, da, clusters)] *
+                          (self.n_rep - 1), seeds=[self.seed + r for r in range(1, self.n_rep)])
+        thetas = [r["sol"].theta for r in reps]
+        ses = [r["sol"].se for r in reps]
+        ses_iid = [r["sol"].se_iid for r in reps]
+        psi_a, psi_b = [r["a"] for r in reps], [r["b"] for r in reps]
+        nuis, folds_all = [r["eta"] for r in reps], [r["folds"] for r in reps]
+        sol = reps[-1]["sol"]
         self.thetas_, self.ses_ = np.array(thetas), np.array(ses)
         self.coef_, self.se_ = median_aggregate(self.thetas_, self.ses_)
         self.se_iid_ = median_aggregate(self.thetas_, np.array(ses_iid))[1]

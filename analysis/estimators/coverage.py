@@ -16,6 +16,7 @@ from scipy import stats
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from analysis.estimators.dml import PartiallyLinearDML
+from analysis.parallel import map_tasks
 
 
 def clustered_design(rng: np.random.Generator, *, n_clusters: int = 200, cluster_size: int = 10,
@@ -58,6 +59,18 @@ def clustered_design(rng: np.random.Generator, *, n_clusters: int = 200, cluster
     return np.column_stack([z, x]), y, d, c
 
 
+def coverage_replication(design: tuple[int, int, float, int], seed: int) -> tuple:
+    """One replication of :func:`coverage_simulation`: ``(estimate, se, se_iid)``."""
+    n_clusters, cluster_size, theta, n_folds = design
+    rng = np.random.default_rng(seed)
+    X, y, d, c = clustered_design(rng, n_clusters=n_clusters, cluster_size=cluster_size,
+                                  theta=theta)
+    m = PartiallyLinearDML(ml_g=LinearRegression(),
+                           ml_m=LogisticRegression(solver="newton-cholesky"),
+                           n_folds=n_folds, seed=seed).fit(X, y, d, clusters=c)
+    return (m.coef_, m.se_, m.se_iid_)
+
+
 def coverage_simulation(n_reps: int = 200, *, n_clusters: int = 200, cluster_size: int = 10,
                         theta: float = 0.5, n_folds: int = 3, level: float = 0.95,
                         seed: int = 0) -> pd.DataFrame:
@@ -84,15 +97,9 @@ def coverage_simulation(n_reps: int = 200, *, n_clusters: int = 200, cluster_siz
         (cluster-robust interval covers ``theta``), ``covered_iid``.
     """
     crit = float(stats.norm.ppf(0.5 + level / 2))
-    rows = []
-    for r in range(n_reps):
-        rng = np.random.default_rng(seed + r)
-        X, y, d, c = clustered_design(rng, n_clusters=n_clusters, cluster_size=cluster_size,
-                                      theta=theta)
-        m = PartiallyLinearDML(ml_g=LinearRegression(),
-                        ml_m=LogisticRegression(solver="newton-cholesky"),
-                        n_folds=n_folds, seed=seed + r).fit(X, y, d, clusters=c)
-        rows.append((m.coef_, m.se_, m.se_iid_))
+    design = (n_clusters, cluster_size, theta, n_folds)
+    rows = map_tasks(coverage_replication, [design] * n_reps,
+                     seeds=[seed + r for r in range(n_reps)])
     out = pd.DataFrame(rows, columns=["estimate", "se", "se_iid"])
     out["covered"] = (out["estimate"] - theta).abs() <= crit * out["se"]
     out["covered_iid"] = (out["estimate"] - theta).abs() <= crit * out["se_iid"]

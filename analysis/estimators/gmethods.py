@@ -100,23 +100,28 @@ class RidgeGComputation:
         Z = self._design(X)
         G, k = boot.weights.shape[1], Z.shape[1]
         codes = boot.codes
-        beta = {}
+        grams, crosses = [], []
         for arm in (0, 1):
             keep = (d == arm).astype(np.float64)
             outer = (Z[:, :, None] * Z[:, None, :]).reshape(len(Z), k * k) * keep[:, None]
-            gram = np.stack([np.bincount(codes, weights=outer[:, j], minlength=G)
-                             for j in range(k * k)], axis=1)          # (G, k*k)
-            cross = np.stack([np.bincount(codes, weights=Z[:, j] * y * keep, minlength=G)
-                              for j in range(k)], axis=1)             # (G, k)
-            A = (boot.weights @ gram).reshape(-1, k, k) + self._penalty(k)
-            beta[arm] = np.linalg.solve(A, (boot.weights @ cross)[:, :, None])[:, :, 0]
-        zsum = np.stack([np.bincount(codes, weights=Z[:, j], minlength=G) for j in range(k)],
-                        axis=1)
-        n = boot.weights @ np.bincount(codes, minlength=G).astype(np.float64)
-        return np.einsum("bk,bk->b", boot.weights @ zsum, beta[1] - beta[0]) / n
+            grams.append(boot.cluster_sums(outer))                        # (G, k*k)
+            crosses.append(boot.cluster_sums(Z * (y * keep)[:, None]))    # (G, k)
+        zsum = boot.cluster_sums(Z)
+        counts = np.bincount(codes, minlength=G).astype(np.float64)
+        return boot.map_blocks(_ridge_block, (grams, crosses, zsum, counts, self._penalty(k)))
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         return np.column_stack([np.ones(len(X)), (X - self.center_) / self.scale_])
 
     def _penalty(self, k: int) -> np.ndarray:
         return np.diag(np.r_[0.0, np.full(k - 1, self.alpha)])
+
+
+def _ridge_block(item: tuple, seed: int) -> np.ndarray:
+    """One block of refitted g-computation replicates (see :meth:`RidgeGComputation.bootstrap`)."""
+    W, (grams, crosses, zsum, counts, penalty) = item
+    k = zsum.shape[1]
+    beta = [np.linalg.solve((W @ gram).reshape(-1, k, k) + penalty,
+                            (W @ cross)[:, :, None])[:, :, 0]
+            for gram, cross in zip(grams, crosses, strict=True)]
+    return np.einsum("bk,bk->b", W @ zsum, beta[1] - beta[0]) / (W @ counts)

@@ -78,7 +78,7 @@ def tbl_tuning(result: StudyResult) -> Markdown:
     shown = pd.DataFrame({"Trees": t["n_estimators"], "Min leaf": t["min_samples_leaf"],
                           "Honest": honest.astype(bool), "Chapter's forest": t["chosen"],
                           "√PEHE": t["sqrt_pehe"], "Customers covered": t["coverage"],
-                          "Mean width": t["mean_width"], "Seconds": t["seconds"]})
+                          "Mean width": t["mean_width"]})
     return md_table(shown, digits=2, percent=["Customers covered"])
 
 

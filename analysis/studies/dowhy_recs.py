@@ -44,6 +44,7 @@ from analysis.data.music import (
     variable_table,
 )
 from analysis.errors import WeakInstrumentWarning
+from analysis.parallel import map_tasks
 from analysis.result import (
     StudyResult,
     check_row,
@@ -260,18 +261,23 @@ def _iv_tables(config: Config, pipe: DoWhyPipeline, iv) -> tuple[pd.DataFrame, d
 
 def _weak_demo(config: Config) -> pd.DataFrame:
     """What happens to 2SLS as the instrument weakens (warnings kept in the table)."""
-    rows = []
-    for strength in WEAK_DEMO_STRENGTHS:
-        sim = simulate_music(**{**config.sim_params(), "instrument_strength": strength,
-                                "seed": config.seed + 1})
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            r = two_stage_least_squares(sim.frame, outcome=OUTCOME, treatment=TREATMENT,
-                                        instrument=INSTRUMENT, covariates=[ENGAGEMENT, CONTENT])
-        msgs = [str(w.message) for w in caught if issubclass(w.category, WeakInstrumentWarning)]
-        rows.append(r.tidy(f"Instrument strength {strength:g}", instrument_strength=strength,
-                           weak=r.weak, warning=msgs[0] if msgs else ""))
+    items = [(config, strength) for strength in WEAK_DEMO_STRENGTHS]
+    rows = map_tasks(_weak_point, items, seeds=[config.seed + 1] * len(items))
     return tidy_frame(rows)
+
+
+def _weak_point(item: tuple[Config, float], seed: int) -> dict:
+    """2SLS on one simulated app with the given instrument strength (one grid task)."""
+    config, strength = item
+    sim = simulate_music(**{**config.sim_params(), "instrument_strength": strength,
+                            "seed": seed})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = two_stage_least_squares(sim.frame, outcome=OUTCOME, treatment=TREATMENT,
+                                    instrument=INSTRUMENT, covariates=[ENGAGEMENT, CONTENT])
+    msgs = [str(w.message) for w in caught if issubclass(w.category, WeakInstrumentWarning)]
+    return r.tidy(f"Instrument strength {strength:g}", instrument_strength=strength,
+                  weak=r.weak, warning=msgs[0] if msgs else "")
 
 
 def _refute_facts(t: pd.DataFrame) -> dict:

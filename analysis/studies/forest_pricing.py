@@ -180,7 +180,7 @@ def analyse(data: PricingData, config: Config) -> dict[str, pd.DataFrame]:
     tables["tuning"] = pd.concat([pd.DataFrame([{
         "min_samples_leaf": leaf, "n_estimators": trees, "chosen": True,
         **{k: chosen[k] for k in ("sqrt_pehe", "coverage", "rank_corr", "mean_width")},
-        "ate": chosen["estimate"], "ate_se": chosen["std_error"], "seconds": np.nan}]),
+        "ate": chosen["estimate"], "ate_se": chosen["std_error"]}]),
         tuned.assign(chosen=False)], ignore_index=True)
     return tables
 
