@@ -115,8 +115,10 @@ def _run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{name} {'(cached)' if cached else 'computed'}")
         bar.update(1)
 
-    runs = run_studies(names, config=config, refresh=args.refresh, on_done=done)
-    bar.close()
+    try:
+        runs = run_studies(names, config=config, refresh=args.refresh, on_done=done)
+    finally:  # an interrupt's one-line message must come after the bar, not before it
+        bar.close()
     rows = [{"study": r.name, "status": "cached" if r.cached else "computed",
              "seconds": r.seconds, "dataset": r.result.provenance.dataset,
              "source": r.result.provenance.source, "rows": r.result.provenance.rows}

@@ -347,19 +347,27 @@ def test_study_tables_decompose_and_sit_beside_their_oracles(result):
 
 @pytest.mark.slow
 def test_monte_carlo_coverage_of_slate_clustered_and_hudgens_halloran_intervals():
-    """800 re-randomisations of both designs on 1,000 fixed slates (Monte Carlo SE of a 95%
-    coverage: 0.8 points): slate-clustered intervals of
-    the direct and total effects cover the oracle in 93-97% of runs, item rows analysed as
-    independent under-cover, and the Hudgens-Halloran errors are conservative or close."""
+    """800 re-randomisations of both designs on 1,000 fixed slates.
+
+    The slates are fixed and only the assignment is redrawn, so this is design-based
+    (finite-population) inference, where the cluster-robust variance of a difference in
+    means is conservative by the variance of the slates' own effects (Neyman): the
+    intervals should cover at least 95% up to Monte Carlo error (SE 0.8 points at 800
+    runs), with standard errors at or somewhat above the estimates' actual spread.  Item
+    rows analysed as independent under-cover, and the Hudgens-Halloran errors are
+    conservative or close."""
     data = simulate_movielens(n_users=100, n_items=1500, n_ratings=20000, seed=7)
     s = build_slates(data, slate_size=10, sessions=10, seed=7)
     _, summary = coverage_study(s, ClickModel(), (0.3, 0.7), reps=800, seed=99)
     cov = summary.set_index("interval")
+    for name in ("Direct effect, slate-clustered", "Total effect, slate-clustered"):
+        row = cov.loc[name]
+        assert row["coverage"] >= 0.95 - 3 * row["mc_se"], cov
+        assert row["coverage"] <= 0.99, cov  # conservative, not useless
+        assert 0.95 <= row["mean_se"] / row["sd_error"] <= 1.15, cov
     direct = cov.loc["Direct effect, slate-clustered", "coverage"]
     total = cov.loc["Total effect, slate-clustered", "coverage"]
     unclustered = cov.loc["Total effect from item rows, unclustered", "coverage"]
-    assert 0.93 <= direct <= 0.97, cov
-    assert 0.93 <= total <= 0.97, cov
     assert unclustered < min(direct, total) - 0.02, cov
     hh = cov[cov.index.str.startswith("Hudgens-Halloran")]
     ratio = hh["mean_se"] / hh["sd_error"]
