@@ -156,12 +156,11 @@ def task_seeds(seed: int, n: int) -> list[int]:
 
 
 def run_task(fn: Callable[[T, int], R], item: T, seed: int) -> R:
-    """One task, with BLAS and OpenMP limited to one thread on every backend (so sums are
-    taken in the same order everywhere); tasks that a task starts run serially inside it."""
+    """One task; tasks that a task starts run serially inside it.  Callers hold
+    :func:`one_thread` around their tasks (once per batch: entering it costs milliseconds)."""
     token = _IN_TASK.set(True)
     try:
-        with one_thread():
-            return fn(item, seed)
+        return fn(item, seed)
     finally:
         _IN_TASK.reset(token)
 
@@ -216,27 +215,48 @@ def map_tasks(fn: Callable[[T, int], R], items: Iterable[T], *, seed: int | None
     s = SERIAL if _IN_TASK.get() else (settings or active())
     if s.backend == "serial" or len(items) <= 1:
         out = []
-        for i, (item, sd) in enumerate(zip(items, seeds, strict=True)):
-            out.append(run_task(fn, item, sd))
-            if on_done:
-                on_done(i)
+        with one_thread():
+            for i, (item, sd) in enumerate(zip(items, seeds, strict=True)):
+                out.append(run_task(fn, item, sd))
+                if on_done:
+                    on_done(i)
         return out
     if s.backend == "local":
         return _map_local(fn, items, seeds, s, on_done)
     return _map_dask(fn, items, seeds, s, on_done)
 
 
+def run_batch(fn: Callable[[T, int], R], batch: Sequence[tuple[T, int]]) -> list[R]:
+    """Several tasks in a row on one worker (each with its own seed, so batching changes
+    nothing in the results, only how many round trips the scheduler makes), with BLAS and
+    OpenMP limited to one thread on every backend so sums are taken in the same order."""
+    with one_thread():
+        return [run_task(fn, item, sd) for item, sd in batch]
+
+
+def batches(n: int, workers: int, per_worker: int = 4) -> Sequence[tuple[int, int]]:
+    """Cut ``n`` tasks into about ``per_worker`` batches per worker: short tasks (a Monte
+    Carlo replication of a few milliseconds) then cost one scheduling round trip per
+    batch, while a few long tasks (fits of different methods) stay one per batch so the
+    workers share them evenly."""
+    size = max(1, n // (workers * per_worker))
+    return chunks(n, size)
+
+
 def _map_local(fn, items, seeds, s: ParallelSettings, on_done) -> list:
     from joblib import Parallel, delayed
 
-    out = []
-    jobs = Parallel(n_jobs=min(s.n_workers(), len(items)), backend="loky",
+    parts = batches(len(items), s.n_workers())
+    jobs = Parallel(n_jobs=min(s.n_workers(), len(parts)), backend="loky",
                     return_as="generator")
-    for i, r in enumerate(jobs(delayed(run_task)(fn, item, sd)
-                               for item, sd in zip(items, seeds, strict=True))):
-        out.append(r)
+    out: list = []
+    results = jobs(delayed(run_batch)(fn, list(zip(items[lo:hi], seeds[lo:hi], strict=True)))
+                   for lo, hi in parts)
+    for (lo, _), batch in zip(parts, results, strict=True):
+        out.extend(batch)
         if on_done:
-            on_done(i)
+            for i in range(lo, lo + len(batch)):
+                on_done(i)
     return out
 
 
@@ -245,14 +265,19 @@ def _map_dask(fn, items, seeds, s: ParallelSettings, on_done) -> list:
 
     client = dask_client(s)
     shipped = _ship_shared(client, items)
-    futures = client.map(run_task, [fn] * len(items), shipped, seeds, pure=False)
-    index = {f.key: i for i, f in enumerate(futures)}
+    workers = len(client.scheduler_info().get("workers", {})) or s.n_workers()
+    parts = batches(len(items), workers)
+    futures = [client.submit(run_batch, fn, list(zip(shipped[lo:hi], seeds[lo:hi],
+                                                     strict=True)), pure=False)
+               for lo, hi in parts]
+    index = {f.key: part for f, part in zip(futures, parts, strict=True)}
     try:
         with client.as_current():
             for future in as_completed(futures):
                 if on_done:
-                    on_done(index[future.key])
-        return client.gather(futures)
+                    for i in range(*index[future.key]):
+                        on_done(i)
+        return [r for batch in client.gather(futures) for r in batch]
     except BaseException:
         client.cancel(futures)  # Ctrl-C or a failed task: stop the rest on the cluster
         raise

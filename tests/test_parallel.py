@@ -93,6 +93,24 @@ def test_progress_reports_every_task_on_every_backend():
         assert sorted(seen) == list(range(6)) and [o[0] for o in out] == list(range(6))
 
 
+def _weighted_total(data: np.ndarray, seed: int) -> float:
+    return float(data @ np.random.default_rng(seed).random(len(data)))
+
+
+def test_large_shared_data_is_shipped_once_and_batches_keep_the_order():
+    """Many short tasks on one large array (shipped to the cluster once, then run in
+    batches): the same numbers, in the same order, as one by one here."""
+    data = np.random.default_rng(2).standard_normal(50_000)  # 400 kB, scattered
+    expected = map_tasks(_weighted_total, [data] * 37, seed=9)
+    for s in (LOCAL, DASK):
+        seen = []
+        assert map_tasks(_weighted_total, [data] * 37, seed=9, settings=s,
+                         on_done=seen.append) == expected
+        assert sorted(seen) == list(range(37))
+    assert parallel.batches(37, 2) == [(i, min(i + 4, 37)) for i in range(0, 37, 4)]
+    assert parallel.batches(6, 2) == [(i, i + 1) for i in range(6)]
+
+
 def _die_once(item: tuple[str, int], seed: int) -> int:
     marker, value = item
     if value == 3 and not os.path.exists(marker):
