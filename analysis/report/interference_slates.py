@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch
 
 from analysis.report.style import CYCLE, PALETTE, new_figure
-from analysis.report.summaries import effect, render_template
+from analysis.report.summaries import ci, effect, render_template
 from analysis.report.tables import md_table
 from analysis.result import StudyResult
 
@@ -23,6 +23,9 @@ SHORT = {"direct": "Direct (focal item)", "all": "All other items",
          "same_cluster": "Same-genre competitors", "displaced": "Displaced items",
          "same_cluster_displaced": "Displaced same-genre items",
          "near_displaced": "Displaced to 2nd or 3rd", "total": "Total (whole slate)"}
+SHORT_ESTIMATOR = {"Difference in means": "Difference in means",
+                   "Lin regression adjustment": "Lin adjustment",
+                   "AIPW (cross-fitted LightGBM)": "AIPW (LightGBM)"}
 
 
 def paragraph(result: StudyResult, name: str) -> Markdown:
@@ -75,13 +78,24 @@ def tbl_summary(result: StudyResult) -> Markdown:
 
 
 def tbl_estimates(result: StudyResult) -> Markdown:
-    """Every estimand and estimator per 1,000 promoted slates, beside the oracle."""
+    """Every estimand (a row) by every estimator (a column), per 1,000 promoted slates with
+    the 95% interval, beside the oracle; an interval that misses the oracle is marked."""
     t = result.table("estimates")
-    shown = pd.DataFrame({"Estimand": t["term"], "Estimator": t["estimator"],
-                          "Per 1,000 slates": t["per_1000"],
-                          "95% CI low": 1000 * t["ci_lower"], "95% CI high": 1000 * t["ci_upper"],
-                          "Oracle": t["oracle_per_1000"], "Covers": t["covers_oracle"]})
-    return md_table(shown, digits=0)
+    # non-breaking spaces keep "estimate [low, high]" on one line in narrow columns
+    cell = [f"{effect(1000 * e, 0)} {ci(1000 * lo, 1000 * hi, 0)}".replace(" ", "\u00a0")
+            + ("" if ok else " (misses)")
+            for e, lo, hi, ok in zip(t["estimate"], t["ci_lower"], t["ci_upper"],
+                                     t["covers_oracle"], strict=True)]
+    wide = (t.assign(cell=cell)
+            .pivot(index="estimand", columns="estimator", values="cell")
+            .reindex(index=[k for k in ORDER if k in set(t["estimand"])],
+                     columns=pd.unique(t["estimator"])))
+    oracle = t.drop_duplicates("estimand").set_index("estimand")["oracle_per_1000"]
+    shown = pd.DataFrame({"Estimand": [SHORT[k] for k in wide.index],
+                          "Oracle": [effect(v, 0) for v in oracle.loc[wide.index]]})
+    for name in wide.columns:
+        shown[SHORT_ESTIMATOR.get(name, name)] = wide[name].to_numpy()
+    return md_table(shown)
 
 
 def fig_effects(result: StudyResult) -> Figure:
@@ -231,7 +245,7 @@ def tbl_report(result: StudyResult) -> Markdown:
              "oracle_total": "Oracle total"}
     t = result.table("report")
     return md_table(pd.DataFrame({"Quantity (report, quoted)": t["quantity"].map(names),
-                                  "Per promoted slate": t["value"]}), digits=3)
+                                  "Per slate": t["value"]}), digits=3)
 
 
 def tbl_limitations(result: StudyResult) -> Markdown:
