@@ -95,14 +95,18 @@ def run_study(name: str, *, config: BookConfig | None = None, profile: str | Non
             return StudyRun(name, hit, True, time.perf_counter() - started, key)
     cache.check_writable()  # fail before hours of computing, not after
     result = _compute(name, config)
+    _store(name, key, result, cache)
+    return StudyRun(name, result, False, time.perf_counter() - started, key)
+
+
+def _store(name: str, key: str, result: StudyResult, cache: ResultCache) -> None:
     try:
         cache.put(name, key, result)
     except OSError as exc:  # the result in hand is never thrown away
         warnings.warn(f"Could not store {name}'s result in the cache {cache.directory} "
                       f"({exc.strerror or exc}); using it without caching. Point "
                       f"${CACHE_ENV} at a writable folder to keep results.", CacheWarning,
-                      stacklevel=2)
-    return StudyRun(name, result, False, time.perf_counter() - started, key)
+                      stacklevel=3)
 
 
 def run_studies(names: list[str] | None = None, *, config: BookConfig | None = None,
@@ -137,11 +141,16 @@ def run_studies(names: list[str] | None = None, *, config: BookConfig | None = N
             if on_done:
                 on_done(name, False)
     else:
+        # the workers compute; this process writes the cache (a cluster's workers may not
+        # see this machine's disk)
         computed = parallel.map_tasks(
-            _compute_task, [(n, config, cache) for n in todo], seeds=[0] * len(todo),
+            _compute_task, [(n, config) for n in todo], seeds=[0] * len(todo),
             settings=config.parallel, on_done=(lambda i: on_done(todo[i], False))
             if on_done else None)
-        runs.update((run.name, run) for run in computed)
+        for name, (result, seconds) in zip(todo, computed, strict=True):
+            key = study_key(name, config)
+            _store(name, key, result, cache)
+            runs[name] = StudyRun(name, result, False, seconds, key)
     return [runs[n] for n in names]
 
 
@@ -157,10 +166,11 @@ def _cached(name: str, config: BookConfig, cache: ResultCache) -> StudyRun | Non
                                              key)
 
 
-def _compute_task(item: tuple[str, BookConfig, ResultCache], seed: int) -> StudyRun:
-    """One study computed (and cached) in a worker; its own loops run serially there."""
-    name, config, cache = item
-    return run_study(name, config=config, refresh=True, cache=cache)
+def _compute_task(item: tuple[str, BookConfig], seed: int) -> tuple[StudyResult, float]:
+    """One study computed in a worker (its own loops run serially there), and its seconds."""
+    name, config = item
+    started = time.perf_counter()
+    return _compute(name, config), time.perf_counter() - started
 
 
 def _compute(name: str, config: BookConfig) -> StudyResult:
