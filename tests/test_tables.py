@@ -31,9 +31,18 @@ def test_long_text_table_keeps_the_first_column_readable():
 def test_numbers_never_wrap_and_short_tables_keep_natural_widths():
     df = pd.DataFrame({"term": ["naive", "aipw"], "estimate": [0.1, 0.2], "p_value": [0.5, 1e-5]})
     text = md_table(df).data
-    assert "< 0.001" in text and "0.100" in text
+    assert "<\u00a00.001" in text and "0.100" in text
     assert all(len(line) <= 72 for line in text.splitlines())  # pandoc sizes it naturally
     wide = pd.DataFrame({"label": [LONG] * 2, **{f"col{i}": [12345.678, 1.5] for i in range(6)}})
     shown = wide.map(lambda v: f"{v:,.3f}" if isinstance(v, float) else v)
     widths = column_widths(shown)
     assert all(w >= len("12,345.678") for w in widths[1:])  # numbers get their full width
+
+
+def test_dollar_signs_are_money_not_maths():
+    df = pd.DataFrame({"Measure": ["Revenue, new price ($)", "Revenue, old price ($)"],
+                       "Value ($)": [47.6, 45.1]})
+    html = pypandoc.convert_text(md_table(df).data, "html", format="markdown")
+    assert "math" not in html and html.count("($)") == 3
+    typ = pypandoc.convert_text(md_table(df).data, "typst", format="markdown")
+    assert "Revenue, old price (\\$)" in typ

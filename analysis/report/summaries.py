@@ -37,7 +37,7 @@ def ci(lower: float, upper: float, digits: int = 3) -> str:
 
 def pvalue(p: float) -> str:
     """``p < 0.001`` or ``p = 0.034``."""
-    text = fmt_pvalue(p)
+    text = fmt_pvalue(p).replace("\u00a0", " ")  # prose wraps like prose
     return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 

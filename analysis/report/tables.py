@@ -12,6 +12,7 @@ as numbers never wrap) and long-text columns share what is left.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -40,10 +41,11 @@ def fmt_percent(x: object, digits: int = 1) -> str:
 
 
 def fmt_pvalue(p: object) -> str:
-    """p-values: ``< 0.001`` below a thousandth, three decimals otherwise."""
+    """p-values: ``< 0.001`` below a thousandth (a non-breaking space, so a narrow column
+    never splits it), three decimals otherwise."""
     if p is None or (isinstance(p, float) and not np.isfinite(p)):
         return "—"
-    return "< 0.001" if float(p) < 0.001 else f"{float(p):.3f}"
+    return "<\u00a00.001" if float(p) < 0.001 else f"{float(p):.3f}"
 
 
 def md_table(df: pd.DataFrame, *, digits: int | Mapping[str, int] = 3,
@@ -81,12 +83,22 @@ def md_table(df: pd.DataFrame, *, digits: int | Mapping[str, int] = 3,
             out[col] = out[col].map(lambda v, d=d: fmt_number(v, d))
     if rename:
         out = out.rename(columns=dict(rename))
+    # a table's "$" is money, not TeX: two of them in a row ("price ($)" twice) would
+    # otherwise become inline maths in pandoc
+    out = out.map(_escape_dollars).rename(columns=_escape_dollars)
     numeric = [pd.api.types.is_numeric_dtype(df.reset_index()[c] if index else df[c])
                for c in (df.reset_index() if index else df).columns]
     align = ["right" if n else "left" for n in numeric]
     text = out.to_markdown(index=False, colalign=align, disable_numparse=True)
     return Markdown(_set_widths(text, column_widths(out), align))
 
+
+def _escape_dollars(value):
+    return re.sub(r"(?<!\\)\$", r"\\$", value) if isinstance(value, str) else value
+
+
+SHORT_CELL = 16
+"""Cells up to this long are kept on one line (a range, a short label)."""
 
 LINE_WIDTH = 90
 """Characters a full-width table line holds in the PDF (A4, 10 pt); pandoc wraps beyond 72."""
@@ -97,18 +109,24 @@ def column_widths(table: pd.DataFrame, width: int = LINE_WIDTH) -> list[int]:
 
     Notes
     -----
-    Column :math:`i` first gets :math:`m_i = \\min(L_i, \\max(w_i, 6)) + 2`, where
+    Column :math:`i` first gets :math:`m_i = \\min(L_i, \\max(w_i, 6)) + 4`, where
     :math:`L_i` is its longest cell (header included) and :math:`w_i` its longest
-    word, so short columns never wrap and no word is broken.  What is left of
-    ``width`` goes to the columns in proportion to how far their mean cell length
-    exceeds :math:`m_i`.
+    word (a body cell of at most ``SHORT_CELL`` characters, such as "0.05 to 0.95",
+    counts as one word; headers wrap between words), so short columns never wrap and no
+    word is broken (the 4 covers the cell padding and wider-than-average letters).
+    What is left of ``width`` goes to the columns in proportion to how far their mean
+    cell length exceeds :math:`m_i`.
     """
     cells = [[str(c), *map(str, table[c])] for c in table.columns]
     longest = np.array([max(len(x) for x in col) for col in cells], dtype=float)
-    word = np.array([max((len(w) for x in col for w in x.split()), default=1)
+    # headers may wrap between words; short body cells stay whole
+    word = np.array([max([max(map(len, col[0].split()), default=1),
+                          *(len(x) if len(x) <= SHORT_CELL else max(map(len, x.split()),
+                                                                    default=1)
+                            for x in col[1:])])
                      for col in cells], dtype=float)
     mean = np.array([np.mean([len(x) for x in col[1:]] or [0]) for col in cells])
-    base = np.minimum(longest, np.maximum(word, 6)) + 2
+    base = np.minimum(longest, np.maximum(word, 6)) + 4
     spare = width - base.sum()
     want = np.maximum(mean - base, 0)
     if spare > 0 and want.sum() > 0:
