@@ -85,15 +85,26 @@ def run_study(name: str, *, config: BookConfig | None = None, profile: str | Non
     cache = cache or default_cache(config)
     started = time.perf_counter()
     key = study_key(name, config)
-    if not refresh:
-        try:
-            hit = cache.get(name, key)
-        except CacheError as exc:
-            warnings.warn(f"{exc} Recomputing.", stacklevel=2)
-            hit = None
-        if hit is not None:
-            return StudyRun(name, hit, True, time.perf_counter() - started, key)
+    hit = None if refresh else _cached(name, key, cache, started)
+    if hit is not None:
+        return hit
     cache.check_writable()  # fail before hours of computing, not after
+    return _computed(name, config, cache, key, started)
+
+
+def _cached(name: str, key: str, cache: ResultCache, started: float) -> StudyRun | None:
+    """The cached run, or None (a corrupt entry is reported and recomputed)."""
+    try:
+        hit = cache.get(name, key)
+    except CacheError as exc:
+        warnings.warn(f"{exc} Recomputing.", stacklevel=3)
+        return None
+    return None if hit is None else StudyRun(name, hit, True, time.perf_counter() - started,
+                                             key)
+
+
+def _computed(name: str, config: BookConfig, cache: ResultCache, key: str,
+              started: float) -> StudyRun:
     result = _compute(name, config)
     _store(name, key, result, cache)
     return StudyRun(name, result, False, time.perf_counter() - started, key)
@@ -123,10 +134,11 @@ def run_studies(names: list[str] | None = None, *, config: BookConfig | None = N
     config = config or load_config(profile=profile)
     cache = cache or default_cache(config)
     names = names or list(STUDIES)
+    keys = {name: study_key(name, config) for name in names}
     runs: dict[str, StudyRun] = {}
     todo = []
     for name in names:
-        hit = None if refresh else _cached(name, config, cache)
+        hit = None if refresh else _cached(name, keys[name], cache, time.perf_counter())
         if hit is not None:
             runs[name] = hit
             if on_done:
@@ -137,7 +149,7 @@ def run_studies(names: list[str] | None = None, *, config: BookConfig | None = N
         cache.check_writable()
     if config.parallel.backend == "serial" or len(todo) <= 1:
         for name in todo:
-            runs[name] = run_study(name, config=config, refresh=True, cache=cache)
+            runs[name] = _computed(name, config, cache, keys[name], time.perf_counter())
             if on_done:
                 on_done(name, False)
     else:
@@ -148,22 +160,9 @@ def run_studies(names: list[str] | None = None, *, config: BookConfig | None = N
             settings=config.parallel, on_done=(lambda i: on_done(todo[i], False))
             if on_done else None)
         for name, (result, seconds) in zip(todo, computed, strict=True):
-            key = study_key(name, config)
-            _store(name, key, result, cache)
-            runs[name] = StudyRun(name, result, False, seconds, key)
+            _store(name, keys[name], result, cache)
+            runs[name] = StudyRun(name, result, False, seconds, keys[name])
     return [runs[n] for n in names]
-
-
-def _cached(name: str, config: BookConfig, cache: ResultCache) -> StudyRun | None:
-    started = time.perf_counter()
-    key = study_key(name, config)
-    try:
-        hit = cache.get(name, key)
-    except CacheError as exc:
-        warnings.warn(f"{exc} Recomputing.", stacklevel=3)
-        return None
-    return None if hit is None else StudyRun(name, hit, True, time.perf_counter() - started,
-                                             key)
 
 
 def _compute_task(item: tuple[str, BookConfig], seed: int) -> tuple[StudyResult, float]:

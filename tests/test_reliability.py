@@ -214,7 +214,7 @@ def test_the_dataset_shown_is_the_one_used_now(project, monkeypatch):
 def test_ctrl_c_prints_one_line(project, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr("analysis.runner.run_study", interrupted)
+    monkeypatch.setattr("analysis.runner._compute", interrupted)
     assert main(["run", "--study", "data_overview"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("interrupted: the run stopped; the result cache is intact")

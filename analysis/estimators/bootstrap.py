@@ -71,8 +71,9 @@ class ClusterBootstrap:
                    data: Any) -> np.ndarray:
         """``fn((weights_block, data), seed)`` for blocks of :data:`BLOCK` replicates, as
         tasks of :func:`~analysis.parallel.map_tasks`; the blocks' rows stacked (B, ...)."""
-        parts = map_tasks(fn, [(self.weights[lo:hi], data) for lo, hi in
-                               chunks(self.n_boot, BLOCK)], seeds=[0] * -(-self.n_boot // BLOCK))
+        blocks = chunks(self.n_boot, BLOCK)
+        parts = map_tasks(fn, [(self.weights[lo:hi], data) for lo, hi in blocks],
+                          seeds=[0] * len(blocks))
         return np.concatenate(parts, axis=0)
 
     def sums(self, values: np.ndarray) -> np.ndarray:

@@ -87,6 +87,7 @@ def _hh_facts(hh: pd.DataFrame, config) -> dict:
     by = hh.set_index("term")
     hi = f"DE({config.saturation_high:g})"
     lo = f"DE({config.saturation_low:g})"
+    gap = float(by.loc["TE", "estimate"] - by.loc[hi, "estimate"] - by.loc["IE", "estimate"])
     return {"hh_de_low": float(by.loc[lo, "estimate"]), "hh_de_high": float(by.loc[hi, "estimate"]),
             "hh_de_high_oracle": float(by.loc[hi, "oracle"]),
             "hh_ie": float(by.loc["IE", "estimate"]), "hh_ie_lo": float(by.loc["IE", "ci_lower"]),
@@ -94,10 +95,7 @@ def _hh_facts(hh: pd.DataFrame, config) -> dict:
                                                                                        "oracle"]),
             "hh_te": float(by.loc["TE", "estimate"]), "hh_te_oracle": float(by.loc["TE", "oracle"]),
             "hh_oe": float(by.loc["OE", "estimate"]), "hh_oe_oracle": float(by.loc["OE", "oracle"]),
-            "hh_additivity_gap": float(by.loc["TE", "estimate"] - by.loc[hi, "estimate"]
-                                       - by.loc["IE", "estimate"]),
-            "hh_additivity_exact": bool(abs(by.loc["TE", "estimate"] - by.loc[hi, "estimate"]
-                                            - by.loc["IE", "estimate"]) < 1e-9),
+            "hh_additivity_gap": gap, "hh_additivity_exact": bool(abs(gap) < 1e-9),
             "hh_n_covering": int(by["covers_oracle"].sum()), "hh_n": len(by),
             "hh_between_missed": bool(not by.loc[["IE", "TE", "OE"], "covers_oracle"].all()),
             "share_low": float(by.loc[lo, "realised_share"]),
