@@ -77,6 +77,40 @@ def make_folds(n_obs: int, n_folds: int = 3, *, clusters: np.ndarray | None = No
     return fold_of[codes]
 
 
+def fold_splits(folds: np.ndarray) -> list[tuple[tuple[int, ...], np.ndarray, np.ndarray]]:
+    """The held-out cells of a fold assignment, each with its held-out and training rows.
+
+    Parameters
+    ----------
+    folds : array of int, shape (n,) or (n, W)
+        One fold label per observation, or one per observation and per way of clustering
+        (e.g. a user fold and an item fold).
+
+    Returns
+    -------
+    list of (cell, test, train)
+        ``cell`` is the tuple of fold labels (one per way), ``test`` and ``train`` boolean
+        masks of length ``n``, in lexicographic order of the cells that hold rows.
+
+    Notes
+    -----
+    With one way, cell :math:`k` holds out :math:`I_k` and trains on its complement.  With
+    :math:`W` ways (multiway cross-fitting, Chiang, Kato, Ma & Sasaki, 2022), cell
+    :math:`(k_1, \\dots, k_W)` holds out the rows whose labels equal :math:`k_w` in every way
+    and trains only on rows whose labels differ from :math:`k_w` in *every* way, so no
+    cluster of any way (no user, no item) is on both sides.  Rows sharing a cluster with
+    the held-out cell in some but not all ways are in neither set for that cell.
+    """
+    f = np.asarray(folds)
+    f2 = f.reshape(len(f), -1)
+    cells = np.unique(f2, axis=0)
+    out = []
+    for cell in cells:
+        eq = f2 == cell
+        out.append((tuple(int(c) for c in cell), eq.all(axis=1), (~eq).all(axis=1)))
+    return out
+
+
 def cross_fit(learner: object, X: np.ndarray, y: np.ndarray, folds: np.ndarray, *,
               method: Method = "predict", fit_mask: np.ndarray | None = None,
               name: str = "learner") -> np.ndarray:
@@ -88,8 +122,10 @@ def cross_fit(learner: object, X: np.ndarray, y: np.ndarray, folds: np.ndarray, 
         Cloned with :func:`sklearn.base.clone` for every fold; never fitted itself.
     X : array of shape (n, p)
     y : array of shape (n,)
-    folds : array of int, shape (n,)
-        From :func:`make_folds`.
+    folds : array of int, shape (n,) or (n, W)
+        From :func:`make_folds` (one fold label per observation), or one label per
+        observation and per *way* of clustering (multiway cross-fitting); see
+        :func:`fold_splits`.
     method : {"predict", "predict_proba"}
         ``predict_proba`` returns the probability of class 1.
     fit_mask : bool array, optional
@@ -116,9 +152,10 @@ def cross_fit(learner: object, X: np.ndarray, y: np.ndarray, folds: np.ndarray, 
                               f"treatment is binary, so {name} must be {need}. "
                               "Use a classifier instead.")
     out = np.full(len(y), np.nan)
-    for k in np.unique(folds):
-        test = folds == k
-        train = ~test if fit_mask is None else (~test & fit_mask)
+    for cell, test, train in fold_splits(folds):
+        k = cell[0] if len(cell) == 1 else cell
+        if fit_mask is not None:
+            train = train & fit_mask
         if not train.any():
             raise EstimationError(f"Fold {k} leaves no training rows for {name}: the other "
                                   "folds hold no unit of that arm, so the treatment is constant "
