@@ -155,12 +155,16 @@ def task_seeds(seed: int, n: int) -> list[int]:
     return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in children]
 
 
-def run_task(fn: Callable[[T, int], R], item: T, seed: int) -> R:
+_NO_SHARED: Any = object()
+"""Marker: the tasks take no shared argument (``fn(item, seed)``)."""
+
+
+def run_task(fn: Callable[..., R], item: T, seed: int, shared: Any = _NO_SHARED) -> R:
     """One task; tasks that a task starts run serially inside it.  Callers hold
     :func:`one_thread` around their tasks (once per batch: entering it costs milliseconds)."""
     token = _IN_TASK.set(True)
     try:
-        return fn(item, seed)
+        return fn(item, seed) if shared is _NO_SHARED else fn(item, seed, shared)
     finally:
         _IN_TASK.reset(token)
 
@@ -176,7 +180,8 @@ def one_thread() -> contextlib.AbstractContextManager:
 
 def map_tasks(fn: Callable[[T, int], R], items: Iterable[T], *, seed: int | None = None,
               seeds: Sequence[int] | None = None, settings: ParallelSettings | None = None,
-              on_done: Callable[[int], None] | None = None) -> list[R]:
+              on_done: Callable[[int], None] | None = None,
+              shared: Any = _NO_SHARED) -> list[R]:
     """``[fn(item, seed_i) for each item]`` on the active backend, in the items' order.
 
     Parameters
@@ -195,6 +200,12 @@ def map_tasks(fn: Callable[[T, int], R], items: Iterable[T], *, seed: int | None
         The backend; :func:`active` by default.
     on_done : callable, optional
         Called with a task's index as it finishes (progress bars; out of order on Dask).
+    shared : object, optional
+        Data every task reads (a dict of large arrays, say): with it, ``fn`` is called as
+        ``fn(item, seed, shared)`` and the items stay small.  It reaches each worker
+        once, not once per task: ``local`` writes its arrays of more than 1 MiB to
+        memory-mapped files (in ``/dev/shm`` where there is one) that every worker maps
+        without copying; ``dask`` broadcasts it to every worker with ``scatter``.
 
     Returns
     -------
@@ -217,21 +228,63 @@ def map_tasks(fn: Callable[[T, int], R], items: Iterable[T], *, seed: int | None
         out = []
         with one_thread():
             for i, (item, sd) in enumerate(zip(items, seeds, strict=True)):
-                out.append(run_task(fn, item, sd))
+                out.append(run_task(fn, item, sd, shared))
                 if on_done:
                     on_done(i)
         return out
     if s.backend == "local":
-        return _map_local(fn, items, seeds, s, on_done)
-    return _map_dask(fn, items, seeds, s, on_done)
+        with memmapped(shared) as mapped:
+            return _map_local(fn, items, seeds, s, on_done, mapped)
+    return _map_dask(fn, items, seeds, s, on_done, shared)
 
 
-def run_batch(fn: Callable[[T, int], R], batch: Sequence[tuple[T, int]]) -> list[R]:
+def run_batch(fn: Callable[..., R], batch: Sequence[tuple[T, int]],
+              shared: Any = _NO_SHARED) -> list[R]:
     """Several tasks in a row on one worker (each with its own seed, so batching changes
     nothing in the results, only how many round trips the scheduler makes), with BLAS and
     OpenMP limited to one thread on every backend so sums are taken in the same order."""
     with one_thread():
-        return [run_task(fn, item, sd) for item, sd in batch]
+        return [run_task(fn, item, sd, shared) for item, sd in batch]
+
+
+SHARED_MIN_BYTES = 1 << 20
+"""Arrays of ``shared`` at least this large are memory-mapped for ``local`` workers."""
+
+
+@contextlib.contextmanager
+def memmapped(shared: Any) -> Iterator[Any]:
+    """``shared`` with its large arrays replaced by read-only memory maps of files in a
+    temporary folder (``/dev/shm`` where it exists), removed on exit.  Nested dicts,
+    lists and tuples are walked; other objects are kept as they are.  joblib pickles a
+    memory map as its file name, so a task's arguments stay small and every worker reads
+    the same pages."""
+    if shared is _NO_SHARED:
+        yield shared
+        return
+    import shutil
+    import tempfile
+
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    folder = tempfile.mkdtemp(prefix="analysis-shared-", dir=shm)
+    count = [0]
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, np.ndarray) and obj.nbytes >= SHARED_MIN_BYTES \
+                and obj.dtype.kind in "biufc":
+            count[0] += 1
+            path = os.path.join(folder, f"a{count[0]}.npy")
+            np.save(path, obj, allow_pickle=False)
+            return np.load(path, mmap_mode="r")
+        if isinstance(obj, dict):
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple) and not hasattr(obj, "_fields"):
+            return type(obj)(walk(v) for v in obj)
+        return obj
+
+    try:
+        yield walk(shared)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def batches(n: int, workers: int, per_worker: int = 4) -> Sequence[tuple[int, int]]:
@@ -243,15 +296,16 @@ def batches(n: int, workers: int, per_worker: int = 4) -> Sequence[tuple[int, in
     return chunks(n, size)
 
 
-def _map_local(fn, items, seeds, s: ParallelSettings, on_done) -> list:
+def _map_local(fn, items, seeds, s: ParallelSettings, on_done, shared=_NO_SHARED) -> list:
     from joblib import Parallel, delayed
 
     parts = batches(len(items), s.n_workers())
     jobs = Parallel(n_jobs=min(s.n_workers(), len(parts)), backend="loky",
                     return_as="generator")
     out: list = []
-    results = jobs(delayed(run_batch)(fn, list(zip(items[lo:hi], seeds[lo:hi], strict=True)))
-                   for lo, hi in parts)
+    extra = () if shared is _NO_SHARED else (shared,)  # the marker is no marker once pickled
+    results = jobs(delayed(run_batch)(fn, list(zip(items[lo:hi], seeds[lo:hi], strict=True)),
+                                      *extra) for lo, hi in parts)
     for (lo, _), batch in zip(parts, results, strict=True):
         out.extend(batch)
         if on_done:
@@ -260,15 +314,17 @@ def _map_local(fn, items, seeds, s: ParallelSettings, on_done) -> list:
     return out
 
 
-def _map_dask(fn, items, seeds, s: ParallelSettings, on_done) -> list:
+def _map_dask(fn, items, seeds, s: ParallelSettings, on_done, shared=_NO_SHARED) -> list:
     from distributed import as_completed
 
     client = dask_client(s)
     shipped = _ship_shared(client, items)
     workers = len(client.scheduler_info().get("workers", {})) or s.n_workers()
     parts = batches(len(items), workers)
+    extra = () if shared is _NO_SHARED else \
+        (client.scatter([shared], broadcast=True, hash=False)[0],)  # one future, on all
     futures = [client.submit(run_batch, fn, list(zip(shipped[lo:hi], seeds[lo:hi],
-                                                     strict=True)), pure=False)
+                                                     strict=True)), *extra, pure=False)
                for lo, hi in parts]
     index = {f.key: part for f, part in zip(futures, parts, strict=True)}
     try:

@@ -20,11 +20,11 @@ from sklearn.base import BaseEstimator
 
 from analysis.errors import EstimationError, OverlapError, OverlapWarning
 from analysis.estimators.core import CrossFittedScore, check_common, default_learner, irm_score
-from analysis.estimators.crossfit import cross_fit
+from analysis.estimators.crossfit import Nuisance
 from analysis.estimators.inference import group_means, median_aggregate, solve_score
 from analysis.estimators.selection import (
+    arms_out_of_fold,
     default_candidates,
-    out_of_fold,
     outcome_losses,
     propensity_losses,
 )
@@ -115,12 +115,9 @@ class AIPW(CrossFittedScore):
         -------
         self
         """
-        self._chosen: dict[str, BaseEstimator] = {}
         self.selection_m_ = self.selection_g_ = None
         self.candidates_: dict[str, dict[str, np.ndarray]] = {}
-        super().fit(X, y, d, clusters=clusters)
-        del self._chosen
-        return self
+        return super().fit(X, y, d, clusters=clusters)
 
     def _check_learners(self, d: np.ndarray) -> None:
         check_common(self, candidates=True)
@@ -134,46 +131,51 @@ class AIPW(CrossFittedScore):
                         "model needs propensities P(D=1|X). Use a classifier instead, e.g. "
                         "LGBMClassifier() or LogisticRegression().")
 
-    def _score(self, X: np.ndarray, y: np.ndarray, d: np.ndarray,
-               folds: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        treated = d == 1
-        if not self._chosen:  # first repetition: choose among candidates on its folds
-            m_raw, g0_hat, g1_hat = self._select(X, y, d, folds)
-        else:
-            m_raw = cross_fit(self._chosen["ml_m"], X, d, folds, method="predict_proba",
-                              name="ml_m")
-            g0_hat = cross_fit(self._chosen["ml_g"], X, y, folds, fit_mask=~treated,
-                               name="ml_g (untreated arm)")
-            g1_hat = cross_fit(self._chosen["ml_g"], X, y, folds, fit_mask=treated,
-                               name="ml_g (treated arm)")
+    def _nuisances(self, X: np.ndarray, y: np.ndarray, d: np.ndarray,
+                   folds_list: list[np.ndarray]) -> list[Nuisance]:
+        """The chosen learners' nuisances; with candidates, every candidate is cross-fitted
+        on the first repetition's folds first and the best ones fit the other repetitions."""
+        m_c = _candidates(self.ml_m, "classifier", self.seed)
+        g_c = _candidates(self.ml_g, "regressor", self.seed)
+        m_key, g_key = next(iter(m_c)), next(iter(g_c))
+        reps = None
+        if len(m_c) > 1 or len(g_c) > 1:
+            m_key, g_key = self._select(m_c, g_c, X, y, d, folds_list[0])
+            reps = tuple(range(1, len(folds_list)))
+        self.selected_ = {"ml_m": m_key, "ml_g": g_key}
+        m, g = m_c[m_key], g_c[g_key]
+        sfx = f" ({m_key})", f" ({g_key})"
+        return [Nuisance("m_hat", m, "d", "predict_proba", reps=reps, label="ml_m" + sfx[0]),
+                Nuisance("g0_hat", g, "y", "predict", "untreated", reps=reps,
+                         label="ml_g (untreated arm)" + sfx[1]),
+                Nuisance("g1_hat", g, "y", "predict", "treated", reps=reps,
+                         label="ml_g (treated arm)" + sfx[1])]
+
+    def _score(self, y: np.ndarray, d: np.ndarray, eta: dict[str, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        m_raw, g0_hat, g1_hat = eta["m_hat"], eta["g0_hat"], eta["g1_hat"]
         m_hat = self._check_overlap(m_raw)
         psi_a, psi_b = irm_score(y, d, g0_hat, g1_hat, m_hat)
         return psi_a, psi_b, {"g0_hat": g0_hat, "g1_hat": g1_hat, "m_hat": m_raw}
 
-    def _select(self, X: np.ndarray, y: np.ndarray, d: np.ndarray,
-                folds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Out-of-fold predictions of every candidate; keep the ones with the lowest loss."""
-        treated = d == 1
-        m_c = _candidates(self.ml_m, "classifier", self.seed)
-        g_c = _candidates(self.ml_g, "regressor", self.seed)
-        m_oof = out_of_fold(m_c, X, d, folds, method="predict_proba", name="ml_m")
+    def _select(self, m_c: dict[str, BaseEstimator], g_c: dict[str, BaseEstimator],
+                X: np.ndarray, y: np.ndarray, d: np.ndarray, folds: np.ndarray
+                ) -> tuple[str, str]:
+        """Out-of-fold predictions of every candidate (all fits as tasks at once); keep the
+        ones with the lowest loss, their predictions standing for the first repetition."""
+        m_oof, g0, g1 = arms_out_of_fold(m_c, g_c, X, y, d, folds)
         m_key, g_key = next(iter(m_c)), next(iter(g_c))
         if len(m_c) > 1:
             self.selection_m_ = propensity_losses(m_oof, d)
             m_key = str(self.selection_m_.loc[self.selection_m_["selected"], "learner"].iloc[0])
-        self._overlap_error(m_oof[m_key])  # fail fast, before the outcome models
-        g0 = out_of_fold(g_c, X, y, folds, method="predict", fit_mask=~treated,
-                         name="ml_g (untreated arm)")
-        g1 = out_of_fold(g_c, X, y, folds, method="predict", fit_mask=treated,
-                         name="ml_g (treated arm)")
+        self._overlap_error(m_oof[m_key])
         if len(g_c) > 1:
             self.selection_g_ = outcome_losses(g0, g1, y, d)
             g_key = str(self.selection_g_.loc[self.selection_g_["selected"], "learner"].iloc[0])
-        if len(m_c) > 1 or len(g_c) > 1:
-            self.candidates_ = {"m_hat": m_oof, "g0_hat": g0, "g1_hat": g1}
-        self.selected_ = {"ml_m": m_key, "ml_g": g_key}
-        self._chosen = {"ml_m": m_c[m_key], "ml_g": g_c[g_key]}
-        return m_oof[m_key], g0[g_key], g1[g_key]
+        self.candidates_ = {"m_hat": m_oof, "g0_hat": g0, "g1_hat": g1}
+        self._fitted = {"m_hat": {0: m_oof[m_key]}, "g0_hat": {0: g0[g_key]},
+                        "g1_hat": {0: g1[g_key]}}
+        return m_key, g_key
 
     def _overlap_error(self, m_hat: np.ndarray) -> None:
         """Raise :class:`OverlapError` when too many propensities are at 0 or 1."""

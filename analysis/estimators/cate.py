@@ -39,8 +39,8 @@ from analysis.errors import EstimationError, OverlapError
 from analysis.estimators.crossfit import make_folds
 from analysis.estimators.linear import ols
 from analysis.estimators.selection import (
+    arms_out_of_fold,
     default_candidates,
-    out_of_fold,
     outcome_losses,
     propensity_losses,
 )
@@ -207,7 +207,9 @@ def choose_nuisances(X: np.ndarray, y: np.ndarray, t: np.ndarray, folds: np.ndar
     else:
         t_cands = default_candidates("classifier", seed=seed)
         y_cands = default_candidates("regressor", seed=seed)
-    m = out_of_fold(t_cands, X, t, folds, method="predict_proba", name="model_t")
+    # every candidate's fit of every fold is a task, all at once (overlap is checked after)
+    m, g0, g1 = arms_out_of_fold(t_cands, y_cands, X, y, t, folds, m_name="model_t",
+                                 g_name="model_y")
     t_loss = propensity_losses(m, t)
     t_name = str(t_loss.loc[t_loss["selected"], "learner"].iloc[0])
     extreme = (m[t_name] < min_propensity) | (m[t_name] > 1 - min_propensity)
@@ -218,8 +220,6 @@ def choose_nuisances(X: np.ndarray, y: np.ndarray, t: np.ndarray, folds: np.ndar
                            "regions of X are (almost) all treated or all untreated, so their "
                            "effect is not identified. Restrict the sample to where both arms "
                            "occur, or drop features that determine the treatment.")
-    g0 = out_of_fold(y_cands, X, y, folds, method="predict", fit_mask=t == 0, name="model_y")
-    g1 = out_of_fold(y_cands, X, y, folds, method="predict", fit_mask=t == 1, name="model_y")
     y_loss = outcome_losses(g0, g1, y, t)
     y_name = str(y_loss.loc[y_loss["selected"], "learner"].iloc[0])
     return {"model_t": t_cands[t_name], "model_y": y_cands[y_name], "t_name": t_name,

@@ -9,7 +9,6 @@ Names follow Chernozhukov et al. (2018) and DoubleML: ``psi_a``, ``psi_b``,
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Literal
 
@@ -18,9 +17,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from analysis.errors import EstimationError, NotFittedError
-from analysis.estimators.crossfit import make_folds
+from analysis.estimators.crossfit import cross_fit_all, make_folds
 from analysis.estimators.inference import median_aggregate, score_se, solve_score
-from analysis.parallel import map_tasks
+from analysis.parallel import task_seeds
 from analysis.result import tidy_frame, tidy_row
 
 LearnerKind = Literal["regressor", "classifier"]
@@ -41,16 +40,25 @@ def default_learner(kind: LearnerKind, *, n_estimators: int = 300, learning_rate
                colsample_bytree=0.8, max_bin=63, n_jobs=1, verbose=-1, random_state=seed)
 
 
-def _repetition(data: tuple, seed: int) -> dict:
-    """One repetition of cross-fitting: folds from ``seed``, nuisances, score, solution."""
-    model, X, y, d, clusters = data
-    folds = make_folds(len(y), model.n_folds, clusters=clusters, seed=seed)
-    a, b, eta = model._score(X, y, d, folds)
-    return {"a": a, "b": b, "eta": eta, "folds": folds, "sol": solve_score(a, b, clusters)}
+def targets_of(y: np.ndarray, d: np.ndarray) -> dict[str, np.ndarray]:
+    """The arrays a model's :class:`~analysis.estimators.crossfit.Nuisance` specs may name:
+    ``y``, ``d`` and, for a binary treatment, the arm masks ``treated`` and ``untreated``."""
+    out = {"y": y, "d": d}
+    if is_binary(d):
+        out.update(treated=d == 1, untreated=d == 0)
+    return out
 
 
 class CrossFittedScore(BaseEstimator):
-    """Shared fitting loop: folds, nuisances, score, repeated cross-fitting."""
+    """Shared fitting loop: folds, nuisances, score, repeated cross-fitting.
+
+    A model says which nuisances to cross-fit (``_nuisances(X, y, d, folds_list)``, a
+    list of :class:`~analysis.estimators.crossfit.Nuisance`) and how to score their
+    out-of-fold predictions (``_score(y, d, eta)``, returning ``psi_a``, ``psi_b`` and
+    the nuisances to keep); every fit of every fold of every repetition is a task of
+    :func:`~analysis.estimators.crossfit.cross_fit_all`.  Repetition :math:`r` draws its
+    folds from the :math:`r`-th child of ``np.random.SeedSequence(seed)``.
+    """
 
     _binary_only = False
 
@@ -64,24 +72,31 @@ class CrossFittedScore(BaseEstimator):
         """
         Xa, ya, da, names = check_inputs(X, y, d, clusters, binary=self._binary_only)
         self._check_learners(da)
-        # Repetition 0 runs here (it may choose learners); the others, which reuse that
-        # choice, are tasks of analysis.parallel, each on a copy of this estimator.
-        data = (self, Xa, ya, da, clusters)
-        reps = [_repetition(data, self.seed)]
-        reps += map_tasks(_repetition, [(copy.copy(self), Xa, ya, da, clusters)] *
-                          (self.n_rep - 1), seeds=[self.seed + r for r in range(1, self.n_rep)])
+        folds_list = [make_folds(len(ya), self.n_folds, clusters=clusters, seed=s)
+                      for s in task_seeds(self.seed, self.n_rep)]
+        self._fitted: dict[str, dict[int, np.ndarray]] = {}
+        specs = self._nuisances(Xa, ya, da, folds_list)
+        eta_all = cross_fit_all(specs, Xa, targets_of(ya, da), folds_list)
+        for name, rows in self._fitted.items():  # fitted already (while choosing learners)
+            for r, row in rows.items():
+                eta_all[name][r] = row
+        del self._fitted
+        reps = []
+        for r in range(self.n_rep):
+            a, b, eta = self._score(ya, da, {k: v[r] for k, v in eta_all.items()})
+            reps.append({"a": a, "b": b, "eta": eta, "sol": solve_score(a, b, clusters)})
         thetas = [r["sol"].theta for r in reps]
         ses = [r["sol"].se for r in reps]
         ses_iid = [r["sol"].se_iid for r in reps]
         psi_a, psi_b = [r["a"] for r in reps], [r["b"] for r in reps]
-        nuis, folds_all = [r["eta"] for r in reps], [r["folds"] for r in reps]
+        nuis = [r["eta"] for r in reps]
         sol = reps[-1]["sol"]
         self.thetas_, self.ses_ = np.array(thetas), np.array(ses)
         self.coef_, self.se_ = median_aggregate(self.thetas_, self.ses_)
         self.se_iid_ = median_aggregate(self.thetas_, np.array(ses_iid))[1]
         self.psi_a_, self.psi_b_ = np.vstack(psi_a), np.vstack(psi_b)
         self.nuisance_ = {k: np.vstack([e[k] for e in nuis]) for k in nuis[0]}
-        self.folds_ = np.vstack(folds_all)
+        self.folds_ = np.vstack(folds_list)
         self.n_obs_, self.n_clusters_ = len(ya), sol.n_clusters
         self.y_, self.d_ = ya, da
         self.feature_names_in_ = np.array(names, dtype=object)

@@ -6,17 +6,25 @@ gets an out-of-fold prediction (Chernozhukov et al., 2018, Definition 3.1).
 When observations are clustered (ratings by one user), whole clusters are
 assigned to folds, so no user's ratings are used both to fit a nuisance model
 and to evaluate it.
+
+Every fit of one held-out cell of one nuisance in one repetition is a task of
+:func:`analysis.parallel.map_tasks` (:func:`cross_fit_all`): the data reach each worker
+once, the tasks carry only indices, and each fit runs on one thread, so the predictions
+are the same to the last bit on every backend.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
 from analysis.errors import EstimationError
+from analysis.parallel import map_tasks
 
 Method = Literal["predict", "predict_proba"]
 
@@ -111,6 +119,38 @@ def fold_splits(folds: np.ndarray) -> list[tuple[tuple[int, ...], np.ndarray, np
     return out
 
 
+@dataclass(frozen=True)
+class Nuisance:
+    """One nuisance function to cross-fit.
+
+    Attributes
+    ----------
+    name : str
+        Key of its predictions in the result of :func:`cross_fit_all` (``"g_hat"``).
+    learner : scikit-learn compatible estimator
+        Cloned for every fit; never fitted itself.
+    target : str
+        Key of its outcome in the ``targets`` of :func:`cross_fit_all` (``"y"``, ``"d"``).
+    kind : {"predict", "predict_proba"}
+        ``predict_proba`` gives the probability of class 1.
+    where : str, optional
+        Key of a boolean mask in ``targets``: fit only on training rows where it is true
+        (one arm for :math:`g_0` and :math:`g_1`); every held-out row is still predicted.
+    reps : tuple of int, optional
+        The repetitions to fit (default all); the others stay NaN.
+    label : str, optional
+        Its name in error messages (default ``name``).
+    """
+
+    name: str
+    learner: Any
+    target: str
+    kind: Method = "predict"
+    where: str | None = None
+    reps: tuple[int, ...] | None = None
+    label: str | None = None
+
+
 def cross_fit(learner: object, X: np.ndarray, y: np.ndarray, folds: np.ndarray, *,
               method: Method = "predict", fit_mask: np.ndarray | None = None,
               name: str = "learner") -> np.ndarray:
@@ -143,34 +183,109 @@ def cross_fit(learner: object, X: np.ndarray, y: np.ndarray, folds: np.ndarray, 
     For fold :math:`k` with held-out set :math:`I_k`,
     :math:`\\hat\\eta(x_i) = \\hat\\eta_{-k}(x_i)` for :math:`i \\in I_k`, where
     :math:`\\hat\\eta_{-k}` is fitted on :math:`\\{j \\notin I_k\\}` (restricted to
-    ``fit_mask``).
+    ``fit_mask``).  The folds' fits are tasks of :func:`cross_fit_all`.
     """
-    if not hasattr(learner, method):
+    targets = {"y": np.asarray(y)}
+    if fit_mask is not None:
+        targets["mask"] = np.asarray(fit_mask, dtype=bool)
+    spec = Nuisance("eta", learner, "y", method, None if fit_mask is None else "mask",
+                    label=name)
+    return cross_fit_all([spec], X, targets, [folds])["eta"][0]
+
+
+def cross_fit_all(nuisances: Sequence[Nuisance], X: np.ndarray,
+                  targets: Mapping[str, np.ndarray], folds_list: Sequence[np.ndarray]
+                  ) -> dict[str, np.ndarray]:
+    """Out-of-fold predictions of several nuisances over several repetitions, all fits at once.
+
+    Parameters
+    ----------
+    nuisances : sequence of Nuisance
+    X : array of shape (n, p)
+    targets : mapping of str to array of shape (n,)
+        The outcomes and masks the nuisances name.
+    folds_list : sequence of arrays of int, each (n,) or (n, W)
+        One fold assignment per repetition of cross-fitting.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (len(folds_list), n)
+        Each nuisance's out-of-fold predictions, one row per repetition.
+
+    Notes
+    -----
+    One task of :func:`analysis.parallel.map_tasks` per nuisance, held-out cell and
+    repetition: it fits a clone of the learner on the cell's training rows and predicts
+    its held-out rows.  ``X``, the targets and the folds are passed as the tasks' shared
+    data (memory-mapped for ``local`` workers, broadcast once on Dask), so a task ships
+    three integers and returns its predictions.  Fits depend only on their rows and the
+    learner's own seed, so the result is the same on every backend.
+    """
+    X = np.asarray(X)
+    n = X.shape[0]
+    folds_list = [np.asarray(f) for f in folds_list]
+    splits = [fold_splits(f) for f in folds_list]
+    tasks = []
+    for i, nu in enumerate(nuisances):
+        _check_learner(nu)
+        reps = range(len(folds_list)) if nu.reps is None else nu.reps
+        for r in reps:
+            for c, (cell, _, train) in enumerate(splits[r]):
+                _check_cell(nu, targets, cell, train)
+                tasks.append((i, r, c))
+    shared = {"X": X, "targets": dict(targets), "folds": folds_list,
+              "nuisances": list(nuisances)}
+    preds = map_tasks(_fit_cell, tasks, seeds=[0] * len(tasks), shared=shared)
+    out = {nu.name: np.full((len(folds_list), n), np.nan) for nu in nuisances}
+    for (i, r, c), pred in zip(tasks, preds, strict=True):
+        out[nuisances[i].name][r, splits[r][c][1]] = pred
+    return out
+
+
+def _fit_cell(task: tuple[int, int, int], seed: int, shared: dict) -> np.ndarray:
+    """One task: fit nuisance ``i`` on the training rows of cell ``c`` of repetition ``r``
+    and predict that cell's held-out rows (the seed is unused: learners carry theirs)."""
+    i, r, c = task
+    nu = shared["nuisances"][i]
+    _, test, train = fold_splits(shared["folds"][r])[c]
+    if nu.where is not None:
+        train = train & shared["targets"][nu.where]
+    X, y = shared["X"], shared["targets"][nu.target]
+    est = clone(nu.learner).fit(X[train], y[train])
+    if nu.kind == "predict_proba":
+        classes = list(getattr(est, "classes_", [0, 1]))
+        if 1 not in classes:
+            return np.zeros(int(test.sum()))
+        return est.predict_proba(X[test])[:, classes.index(1)]
+    return np.asarray(est.predict(X[test]), dtype=np.float64)
+
+
+def _check_learner(nu: Nuisance) -> None:
+    if not hasattr(nu.learner, nu.kind):
+        label = nu.label or nu.name
         need = ("a classifier with predict_proba, e.g. LGBMClassifier or "
-                "LogisticRegression" if method == "predict_proba" else "a regressor")
-        raise EstimationError(f"{name} = {type(learner).__name__} has no {method}(); the "
-                              f"treatment is binary, so {name} must be {need}. "
+                "LogisticRegression" if nu.kind == "predict_proba" else "a regressor")
+        raise EstimationError(f"{label} = {type(nu.learner).__name__} has no {nu.kind}(); the "
+                              f"treatment is binary, so {label} must be {need}. "
                               "Use a classifier instead.")
-    out = np.full(len(y), np.nan)
-    for cell, test, train in fold_splits(folds):
-        k = cell[0] if len(cell) == 1 else cell
-        if fit_mask is not None:
-            train = train & fit_mask
-        if not train.any():
-            raise EstimationError(f"Fold {k} leaves no training rows for {name}: the other "
-                                  "folds hold no unit of that arm, so the treatment is constant "
-                                  "there. Use fewer folds, or check that both arms have units in "
-                                  "many clusters.")
-        if method == "predict_proba" and np.unique(y[train]).size < 2:
-            raise EstimationError(f"The treatment is constant ({y[train][0]:g} everywhere) in the "
-                                  f"training folds of fold {k}, so {name} cannot learn a "
+
+
+def _check_cell(nu: Nuisance, targets: Mapping[str, np.ndarray], cell: tuple[int, ...],
+                train: np.ndarray) -> None:
+    """The errors a cell's fit would hit, raised here with their fix before any task runs."""
+    label = nu.label or nu.name
+    k = cell[0] if len(cell) == 1 else cell
+    if nu.where is not None:
+        train = train & targets[nu.where]
+    if not train.any():
+        raise EstimationError(f"Fold {k} leaves no training rows for {label}: the other "
+                              "folds hold no unit of that arm, so the treatment is constant "
+                              "there. Use fewer folds, or check that both arms have units in "
+                              "many clusters.")
+    if nu.kind == "predict_proba":
+        y = targets[nu.target][train]
+        if np.unique(y).size < 2:
+            raise EstimationError(f"The treatment is constant ({y[0]:g} everywhere) in the "
+                                  f"training folds of fold {k}, so {label} cannot learn a "
                                   "propensity. Use fewer folds, or check that treated and "
                                   "untreated units are spread over many clusters.")
-        est = clone(learner).fit(X[train], y[train])
-        if method == "predict_proba":
-            proba = est.predict_proba(X[test])
-            classes = list(getattr(est, "classes_", [0, 1]))
-            out[test] = proba[:, classes.index(1)] if 1 in classes else 0.0
-        else:
-            out[test] = est.predict(X[test])
-    return out

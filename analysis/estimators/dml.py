@@ -4,8 +4,8 @@ Layout follows pyfixest: the thin public function :func:`dml` first, then the
 model class; the shared fitting loop and scores are in
 :mod:`analysis.estimators.core`, and the interactive model (the AIPW estimate of the
 ATE) in :mod:`analysis.estimators.aipw`.  Nuisance functions are cross-fitted with
-the one helper :func:`analysis.estimators.crossfit.cross_fit`; the linear scores are
-solved, with cluster-robust standard errors, by
+the one helper :func:`analysis.estimators.crossfit.cross_fit_all` (every fold's fit a
+task); the linear scores are solved, with cluster-robust standard errors, by
 :func:`analysis.estimators.inference.solve_score`.
 """
 
@@ -27,7 +27,7 @@ from analysis.estimators.core import (
     is_binary,
     plr_score,
 )
-from analysis.estimators.crossfit import cross_fit
+from analysis.estimators.crossfit import Nuisance
 
 __all__ = ["AIPW", "PartiallyLinearDML", "default_learner", "dml", "irm_score", "plr_score"]
 
@@ -80,7 +80,8 @@ class PartiallyLinearDML(CrossFittedScore):
     n_rep : int
         Repetitions of cross-fitting with fresh folds, aggregated by the median.
     seed : int
-        Seed of the folds (repetition ``r`` uses ``seed + r``) and default learners.
+        Seed of the folds (repetition ``r`` uses the ``r``-th child of
+        ``np.random.SeedSequence(seed)``) and of the default learners.
 
     Attributes
     ----------
@@ -116,13 +117,17 @@ class PartiallyLinearDML(CrossFittedScore):
     def _check_learners(self, d: np.ndarray) -> None:
         check_common(self)
 
-    def _score(self, X: np.ndarray, y: np.ndarray, d: np.ndarray,
-               folds: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    def _nuisances(self, X: np.ndarray, y: np.ndarray, d: np.ndarray,
+                   folds_list: list[np.ndarray]) -> list[Nuisance]:
         ml_g, ml_m = self._learners(d)
-        method = "predict_proba" if is_binary(d) and hasattr(ml_m, "predict_proba") \
+        kind = "predict_proba" if is_binary(d) and hasattr(ml_m, "predict_proba") \
             else "predict"
-        g_hat = cross_fit(ml_g, X, y, folds, name="ml_g")
-        m_hat = cross_fit(ml_m, X, d, folds, method=method, name="ml_m")
+        return [Nuisance("g_hat", ml_g, "y", label="ml_g"),
+                Nuisance("m_hat", ml_m, "d", kind, label="ml_m")]
+
+    def _score(self, y: np.ndarray, d: np.ndarray, eta: dict[str, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        g_hat, m_hat = eta["g_hat"], eta["m_hat"]
         psi_a, psi_b = plr_score(y, d, g_hat, m_hat)
         if np.mean(psi_a) > -1e-12 * max(np.var(d), 1e-300):
             raise OverlapError("The treatment is (almost) perfectly predicted by the controls: "

@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from analysis.estimators.crossfit import cross_fit
+from analysis.estimators.crossfit import Nuisance, cross_fit_all
 
 Kind = Literal["classifier", "regressor"]
 EPS = 1e-12
@@ -59,10 +59,45 @@ def default_candidates(kind: Kind, *, seed: int = 0) -> dict[str, BaseEstimator]
 def out_of_fold(candidates: Mapping[str, BaseEstimator], X: np.ndarray, y: np.ndarray,
                 folds: np.ndarray, *, method: str, fit_mask: np.ndarray | None = None,
                 name: str = "learner") -> dict[str, np.ndarray]:
-    """Cross-fitted predictions of every candidate (each cloned per fold)."""
-    return {key: cross_fit(est, X, y, folds, method=method, fit_mask=fit_mask,  # type: ignore[arg-type]
-                           name=f"{name} ({key})")
-            for key, est in candidates.items()}
+    """Cross-fitted predictions of every candidate (each cloned per fold); every
+    candidate's fit of every fold is a task of
+    :func:`~analysis.estimators.crossfit.cross_fit_all`."""
+    targets = {"y": np.asarray(y)}
+    if fit_mask is not None:
+        targets["mask"] = np.asarray(fit_mask, dtype=bool)
+    specs = [Nuisance(key, est, "y", method, None if fit_mask is None else "mask",  # type: ignore[arg-type]
+                      label=f"{name} ({key})") for key, est in candidates.items()]
+    out = cross_fit_all(specs, X, targets, [folds])
+    return {key: out[key][0] for key in candidates}
+
+
+def arms_out_of_fold(m_candidates: Mapping[str, BaseEstimator],
+                     g_candidates: Mapping[str, BaseEstimator], X: np.ndarray, y: np.ndarray,
+                     d: np.ndarray, folds: np.ndarray, *, m_name: str = "ml_m",
+                     g_name: str = "ml_g"
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                dict[str, np.ndarray]]:
+    """Out-of-fold propensities of every propensity candidate and arm-wise outcome
+    predictions (:math:`g_0` fitted on the untreated, :math:`g_1` on the treated) of every
+    outcome candidate, all fits as the tasks of one
+    :func:`~analysis.estimators.crossfit.cross_fit_all` call.
+
+    Returns
+    -------
+    m_hat, g0_hat, g1_hat : dict of candidate name to array (n,)
+    """
+    targets = {"y": np.asarray(y), "d": np.asarray(d), "treated": np.asarray(d) == 1,
+               "untreated": np.asarray(d) == 0}
+    specs = [Nuisance(f"m/{k}", est, "d", "predict_proba", label=f"{m_name} ({k})")
+             for k, est in m_candidates.items()]
+    for arm, where, text in (("g0", "untreated", "untreated arm"), ("g1", "treated",
+                                                                     "treated arm")):
+        specs += [Nuisance(f"{arm}/{k}", est, "y", "predict", where,
+                           label=f"{g_name} ({text}) ({k})") for k, est in g_candidates.items()]
+    out = cross_fit_all(specs, X, targets, [folds])
+    return ({k: out[f"m/{k}"][0] for k in m_candidates},
+            {k: out[f"g0/{k}"][0] for k in g_candidates},
+            {k: out[f"g1/{k}"][0] for k in g_candidates})
 
 
 def propensity_losses(oof: Mapping[str, np.ndarray], d: np.ndarray) -> pd.DataFrame:
