@@ -13,6 +13,7 @@ from analysis import parallel
 from analysis.estimators.aipw import AIPW
 from analysis.estimators.cate import choose_nuisances
 from analysis.estimators.crossfit import Nuisance, cross_fit, cross_fit_all, make_folds
+from analysis.estimators.diagnostics import compare_learners
 from analysis.estimators.dml import PartiallyLinearDML
 from analysis.estimators.selection import out_of_fold
 from analysis.parallel import ParallelSettings, map_tasks
@@ -76,8 +77,15 @@ def _cate_nuisances(data) -> dict:
     return {k: chosen[k] for k in ("m_hat", "g0_hat", "g1_hat", "t_losses", "y_losses")}
 
 
+def _compare(data) -> dict:
+    X, y, _, clusters = data
+    table = compare_learners({"a": _small("regressor"), "b": _small("regressor", 2)}, X, y,
+                             clusters, seed=1)
+    return {"table": table}
+
+
 ESTIMATORS = {"plr": _plr, "aipw": _aipw, "selection": _selection,
-              "fit_cate_nuisances": _cate_nuisances}
+              "fit_cate_nuisances": _cate_nuisances, "compare_learners": _compare}
 
 
 def _assert_identical(a: dict, b: dict) -> None:

@@ -9,6 +9,8 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
+from analysis.parallel import map_tasks
+
 
 def ipw_weights(d: np.ndarray, m_hat: np.ndarray, trim: float = 0.01) -> np.ndarray:
     """ATE weights :math:`D/\\hat m + (1-D)/(1-\\hat m)`, propensities clipped to ``[t, 1-t]``."""
@@ -70,19 +72,32 @@ def compare_learners(learners: Mapping[str, object], X: np.ndarray, y: np.ndarra
     split = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
     train, test = next(split.split(X, y, groups))
     cv = list(GroupKFold(n_splits=n_folds).split(X[train], y[train], groups[train]))
+    # every fit (each learner on each CV fold, and on the whole training part) is a task
+    fits = [(train[tr], train[va]) for tr, va in cv] + [(train, test)]
+    names = list(learners)
+    tasks = [(i, j) for i in range(len(names)) for j in range(len(fits))]
+    shared = {"X": X, "y": y, "fits": fits, "learners": [learners[k] for k in names]}
+    preds = dict(zip(tasks, map_tasks(_fit_predict, tasks, seeds=[0] * len(tasks),
+                                      shared=shared), strict=True))
     rows = []
-    for name, learner in learners.items():
-        fold_rmse = []
-        for tr, va in cv:
-            est = clone(learner).fit(X[train][tr], y[train][tr])
-            fold_rmse.append(_rmse(y[train][va], est.predict(X[train][va])))
-        pred = clone(learner).fit(X[train], y[train]).predict(X[test])
+    for i, name in enumerate(names):
+        fold_rmse = [_rmse(y[va], preds[i, j]) for j, (_, va) in enumerate(fits[:-1])]
+        pred = preds[i, len(fits) - 1]
         resid = y[test] - pred
         r2 = 1 - np.sum(resid**2) / np.sum((y[test] - y[test].mean()) ** 2)
         rows.append({"model": name, "rmse": _rmse(y[test], pred), "r2": float(r2),
                      "cv_rmse": float(np.mean(fold_rmse)),
                      "cv_rmse_sd": float(np.std(fold_rmse))})
     return pd.DataFrame(rows)
+
+
+def _fit_predict(task: tuple[int, int], seed: int, shared: dict) -> np.ndarray:
+    """Fit learner ``i`` on the rows of fit ``j`` and predict its held-out rows."""
+    i, j = task
+    fit_rows, pred_rows = shared["fits"][j]
+    X, y = shared["X"], shared["y"]
+    est = clone(shared["learners"][i]).fit(X[fit_rows], y[fit_rows])
+    return np.asarray(est.predict(X[pred_rows]), dtype=np.float64)
 
 
 def _rmse(y: np.ndarray, pred: np.ndarray) -> float:
