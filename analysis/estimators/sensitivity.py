@@ -28,7 +28,12 @@ from scipy.stats import norm
 from sklearn.base import clone
 
 from analysis.errors import AnalysisWarning, EstimationError
-from analysis.estimators.inference import cluster_codes, cluster_variance, twoway_variance
+from analysis.estimators.inference import (
+    cluster_codes,
+    cluster_variance,
+    split_ways,
+    twoway_variance,
+)
 from analysis.result import tidy_row
 
 FIT = "fit"
@@ -153,6 +158,7 @@ def _check_params(cf_y: float, cf_d: float, rho: float, level: float) -> None:
 
 def _variance(psi: np.ndarray, clusters: np.ndarray | None, second: np.ndarray | None) -> float:
     n = len(psi)
+    clusters, second = split_ways(clusters, second)
     if second is not None:
         return twoway_variance(psi, clusters if clusters is not None else np.arange(n), second)
     if clusters is None:
@@ -162,8 +168,10 @@ def _variance(psi: np.ndarray, clusters: np.ndarray | None, second: np.ndarray |
 
 
 def _bounds(el: SensitivityElements, cf_y: float, cf_d: float, rho: float, level: float,
-            clusters: np.ndarray | None, second: np.ndarray | None) -> dict[str, float]:
-    """Bounds on theta and their one-sided confidence bounds, median over repetitions."""
+            clusters: np.ndarray | None, second: np.ndarray | None, *,
+            with_se: bool = True) -> dict[str, float]:
+    """Bounds on theta and their one-sided confidence bounds, median over repetitions
+    (``with_se=False``: the bounds on theta only, the rest NaN)."""
     strength = abs(rho) * np.sqrt(cf_y * cf_d / (1 - cf_d))
     q = float(norm.ppf(level))
     out: dict[str, list] = {k: [] for k in ("theta_lower", "theta_upper", "se_lower",
@@ -172,7 +180,8 @@ def _bounds(el: SensitivityElements, cf_y: float, cf_d: float, rho: float, level
     for r in range(len(el.thetas)):
         for side, sign in (("lower", -1.0), ("upper", 1.0)):
             th = el.thetas[r] + sign * strength * el.max_bias[r]
-            se = np.sqrt(_variance(el.psi_scaled[r] + sign * strength * pmb[r], clusters, second))
+            se = np.sqrt(_variance(el.psi_scaled[r] + sign * strength * pmb[r], clusters,
+                                   second)) if with_se else np.nan
             out[f"theta_{side}"].append(th)
             out[f"se_{side}"].append(se)
             out[f"ci_{side}"].append(th + sign * q * se)
@@ -302,8 +311,22 @@ def sensitivity_bounds(model: object, cf_y: float = 0.03, cf_d: float = 0.03, rh
 
 def sensitivity_grid(model: object, *, max_cf: tuple[float, float] = (0.15, 0.15),
                      size: int = 31, rho: float = 1.0, level: float = 0.95,
-                     clusters: object = FIT, second: np.ndarray | None = None) -> pd.DataFrame:
+                     clusters: object = FIT, second: np.ndarray | None = None,
+                     with_ci: bool = True) -> pd.DataFrame:
     """Bounds over a grid of ``cf_d`` × ``cf_y``, for a contour figure.
+
+    Parameters
+    ----------
+    model : fitted PartiallyLinearDML or AIPW
+    max_cf : (float, float)
+        Largest ``cf_d`` and ``cf_y`` of the grid.
+    size : int
+        Points per axis.
+    rho, level, clusters, second
+        As in :func:`sensitivity_bounds`.
+    with_ci : bool
+        Also compute the confidence bounds (one variance per point and side); without,
+        those columns are NaN and the grid is nearly free.
 
     Returns
     -------
@@ -319,7 +342,7 @@ def sensitivity_grid(model: object, *, max_cf: tuple[float, float] = (0.15, 0.15
     rows = []
     for cd in np.linspace(0, max_cf[0], size):
         for cy in np.linspace(0, max_cf[1], size):
-            b = _bounds(el, float(cy), float(cd), rho, level, cl, second)
+            b = _bounds(el, float(cy), float(cd), rho, level, cl, second, with_se=with_ci)
             rows.append({"cf_d": float(cd), "cf_y": float(cy), **b})
     return pd.DataFrame(rows)[["cf_d", "cf_y", "theta_lower", "theta_upper", "ci_lower",
                                "ci_upper"]]
