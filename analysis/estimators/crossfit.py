@@ -39,17 +39,20 @@ def make_folds(n_obs: int, n_folds: int = 3, *, clusters: np.ndarray | None = No
         Number of observations.
     n_folds : int
         :math:`K`, at least 2.
-    clusters : array of shape (n_obs,), optional
+    clusters : array of shape (n_obs,) or (n_obs, W), optional
         Cluster labels; all observations of a cluster land in the same fold.
         Clusters are shuffled and cut into folds of about equal *rows*, so
-        folds stay balanced when cluster sizes are skewed.
+        folds stay balanced when cluster sizes are skewed.  With one column per way
+        of clustering (e.g. user and movie), each way gets its own folds (way
+        :math:`w` shuffled with ``seed + w``) and the result has shape (n_obs, W), for
+        multiway cross-fitting (see :func:`fold_splits`).
     seed : int
         Seed of the shuffle.
 
     Returns
     -------
     ndarray of int
-        Fold index in ``0..n_folds-1`` per observation.
+        Fold index in ``0..n_folds-1`` per observation (and per way).
 
     Raises
     ------
@@ -59,6 +62,10 @@ def make_folds(n_obs: int, n_folds: int = 3, *, clusters: np.ndarray | None = No
     if n_folds < 2:
         raise EstimationError(f"n_folds={n_folds}: cross-fitting needs at least 2 folds. "
                               "Use n_folds=3 (the default) or more.")
+    if clusters is not None and np.ndim(clusters) == 2:
+        c = np.asarray(clusters)
+        return np.column_stack([make_folds(n_obs, n_folds, clusters=c[:, w], seed=seed + w)
+                                for w in range(c.shape[1])])
     rng = np.random.default_rng(seed)
     if clusters is None:
         if n_obs < n_folds:

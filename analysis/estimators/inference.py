@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.errors import EstimationError
+
 
 @dataclass(frozen=True)
 class ScoreSolution:
@@ -34,6 +36,25 @@ class ScoreSolution:
     se: float
     se_iid: float
     n_clusters: int
+
+
+def split_ways(clusters: np.ndarray | None,
+               second: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """One-way labels and an optional second way, from ``clusters`` of shape (n,) or (n, 2).
+
+    Multiway cross-fitting passes one column of labels per way (user and movie); a
+    second way given explicitly as ``second`` is used as is.
+    """
+    if clusters is None:
+        return None, second
+    c = np.asarray(clusters)
+    if c.ndim == 1:
+        return c, second
+    if c.ndim == 2 and c.shape[1] in (1, 2) and second is None:
+        return c[:, 0], (c[:, 1] if c.shape[1] == 2 else None)
+    raise EstimationError(f"clusters has shape {c.shape}; pass one label per row (n,), or "
+                          "one per row and way of clustering (n, 2), and no second grouping "
+                          "besides a two-column one.")
 
 
 def cluster_codes(clusters: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
@@ -61,12 +82,14 @@ def solve_score(psi_a: np.ndarray, psi_b: np.ndarray,
     ----------
     psi_a, psi_b : arrays of shape (n,)
         The two parts of the linear score.
-    clusters : array of shape (n,), optional
-        Cluster labels for the cluster-robust variance.
+    clusters : array of shape (n,) or (n, 2), optional
+        Cluster labels for the cluster-robust variance; two columns (e.g. user and
+        movie) give the two-way variance of :func:`twoway_variance`.
 
     Returns
     -------
     ScoreSolution
+        ``n_clusters`` is the smaller number of clusters of the two ways when two-way.
 
     Notes
     -----
@@ -81,9 +104,14 @@ def solve_score(psi_a: np.ndarray, psi_b: np.ndarray,
     theta = -float(np.mean(psi_b)) / J
     psi = psi_a * theta + psi_b
     se_iid = float(np.sqrt(np.mean(psi**2) / J**2 / n))
-    codes, G = cluster_codes(clusters, n)
-    se = float(np.sqrt(cluster_variance(psi, codes, G) / J**2)) if clusters is not None \
-        else se_iid
+    first, second = split_ways(clusters)
+    codes, G = cluster_codes(first, n)
+    if second is not None:
+        G = min(G, cluster_codes(second, n)[1])
+        se = float(np.sqrt(twoway_variance(psi, first, second) / J**2))
+    else:
+        se = float(np.sqrt(cluster_variance(psi, codes, G) / J**2)) if first is not None \
+            else se_iid
     return ScoreSolution(theta=theta, se=se, se_iid=se_iid, n_clusters=G)
 
 
@@ -117,6 +145,7 @@ def score_se(psi_a: np.ndarray, psi_b: np.ndarray, theta: float,
     """
     psi = psi_a * theta + psi_b
     n = len(psi)
+    clusters, second = split_ways(clusters, second)
     if second is not None:
         var = twoway_variance(psi, clusters if clusters is not None else np.arange(n), second)
     elif clusters is None:
@@ -171,6 +200,7 @@ def group_means(phi: np.ndarray, groups: np.ndarray, clusters: np.ndarray | None
     :math:`\\frac{G}{G-1}\\sum_c s_c s_c^\\top` over cluster sums :math:`s_c`
     (two-way: :math:`C_1 + C_2 - C_{12}`, as in :func:`twoway_variance`).
     """
+    clusters, second = split_ways(clusters, second)
     H = int(groups.max()) + 1
     n = len(phi)
     counts = np.bincount(groups, minlength=H).astype(float)
