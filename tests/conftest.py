@@ -39,7 +39,14 @@ def movielens_dir() -> Path:
 def quick_root(tmp_path_factory) -> Path:
     """One result cache (``<root>/cache``) for the whole test session: the quick runs and
     the executed chapters share it, as a render shares ``data/cache``, so each study is
-    computed once per data source."""
+    computed once per data source.
+
+    ``$ANALYSIS_TEST_RESULTS_DIR`` (set by .ci/run) puts it at a known folder, so that the
+    render stage after the tests reads the results from ``<folder>/cache``."""
+    shared = os.environ.get("ANALYSIS_TEST_RESULTS_DIR")
+    if shared:
+        Path(shared).mkdir(parents=True, exist_ok=True)
+        return Path(shared)
     return tmp_path_factory.mktemp("quick-results")
 
 

@@ -86,10 +86,33 @@ def test_validation_figure_has_a_point_per_check(book):
     assert len(fig.axes[0].get_yticks()) == len(book.validation())
 
 
+def test_validation_figures_one_per_chapter_with_every_check(book, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    v = book.validation()
+    studies = list(dict.fromkeys(v["study"]))
+    text = book.validation_figures().data
+    for name in studies:
+        assert (tmp_path / "validation-figures" / f"{name}.png").is_file()
+        assert f"{{#fig-validation-{name.replace('_', '-')}}}" in text
+    assert text.startswith(f"@fig-validation-{studies[0].replace('_', '-')}")
+    ticks = [len(book.fig_validation(n).axes[0].get_yticks()) for n in studies]
+    assert sum(ticks) == len(v)
+
+
+def test_short_summaries_give_answer_interval_and_decision(book):
+    for name in book.handout_studies():
+        h = book.run_of(name).result.table("headline").iloc[0]
+        short = book.short_summary(name)
+        assert short.startswith(f"**{h['answer']}.**") and "95% CI" in short
+        assert "**Decision:**" in short
+        assert short.count(". ") + short.count(".\n") <= 6  # a few sentences, not a page
+    assert "@sec-dml-genre" in book.summary().data
+
+
 def test_handout_sections(book, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = book.handout_sections().data
     for name in book.handout_studies():
         assert (tmp_path / "handout-figures" / f"{name}.png").is_file()
-    assert text.count("**Recommendation.**") == len(book.handout_studies())
+    assert text.count("**Decision:**") == len(book.handout_studies())
     assert isinstance(book.headline(), pd.DataFrame)

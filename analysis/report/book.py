@@ -23,7 +23,14 @@ import analysis
 from analysis.config import BookConfig, load_config
 from analysis.report.chapter import quiet_library_noise, setup_display
 from analysis.report.style import PALETTE, new_figure
-from analysis.report.summaries import ci, effect, num, render_summary, render_template
+from analysis.report.summaries import (
+    ci,
+    effect,
+    num,
+    render_summary,
+    render_template,
+    templates_dir,
+)
 from analysis.report.tables import md_table
 from analysis.runner import StudyRun, run_studies
 from analysis.studies import get_study
@@ -51,23 +58,46 @@ class Book:
             h = r.result.table("headline").iloc[0]
             ref = "—" if pd.isna(h["reference"]) else \
                 f"{h['reference_label']} {effect(h['reference'])}"
-            rows.append({"Chapter": f"@{section_id(r.name)}", "Question": h["question"],
-                         "Answer": h["answer"],
+            rows.append({"Chapter": f"@{section_id(r.name)}",
+                         "Question and answer": f"{h['question']} *{h['answer']}.*",
                          "Estimate (95% CI)": f"{effect(h['estimate'])} {h['unit']} "
                                               f"{ci(h['ci_lower'], h['ci_upper'])}",
-                         "Known answer": ref, "Check": h["verdict"]})
+                         "Known answer": ref if ref == "—" else f"{ref}: {h['verdict']}"})
         return pd.DataFrame(rows)
 
     def headline_table(self) -> Markdown:
         """:meth:`headline` as a Markdown table."""
         return md_table(self.headline())
 
+    def short_summary(self, name: str) -> str:
+        """A chapter's two or three sentences for the index and the handout: the answer,
+        the number with its interval, the decision.
+
+        Rendered from ``templates/studies/<study>_short.md.j2`` with the study's headline
+        row (``question``, ``answer``, ``estimate``, ``ci_lower``, ``ci_upper``, ``unit``,
+        ``reference``, ``reference_label``, ``verdict``, ``has_reference``) and
+        ``decision``, its rendered recommendation; a study without that template (or
+        without a headline) shows its full summary.
+        """
+        run = self.run_of(name)
+        template = f"studies/{name}_short.md.j2"
+        if "headline" not in run.result.tables or \
+                not (templates_dir() / template).is_file():
+            return render_summary(run.result)
+        h = run.result.table("headline").iloc[0].to_dict()
+        h["has_reference"] = not pd.isna(h["reference"])
+        study = get_study(name)
+        rec = getattr(study, "RECOMMENDATION_TEMPLATE", None)
+        h["decision"] = render_template(rec, run.result.facts).strip() if rec else ""
+        return render_template(template, h)
+
     def summary(self) -> Markdown:
-        """The book-level executive summary, ending with the validation count."""
+        """The book-level executive summary (each chapter's short form), ending with the
+        validation count."""
         sections = [{"title": get_study(r.name).TITLE, "section": section_id(r.name),
                      "synthetic": r.result.is_synthetic,
                      "simulation": getattr(get_study(r.name), "DESIGN", "") == "simulation",
-                     "body": render_summary(r.result)} for r in self.runs]
+                     "body": self.short_summary(r.name)} for r in self.runs]
         return Markdown(render_template("book_summary.md.j2", {
             "studies": sections, "profile": self.config.profile,
             "validation_sentence": self.validation_sentence()}))
@@ -155,12 +185,17 @@ class Book:
                          f"{num(abs(z), 1)} standard errors away ({r.detail or r.kind}).")
         return Markdown("\n".join(lines) + "\n")
 
-    def fig_validation(self) -> Figure:
-        """Each check's distance from its known answer, in standard errors."""
-        v = self.validation().iloc[::-1].reset_index(drop=True)
+    def fig_validation(self, study: str | None = None) -> Figure:
+        """Each check's distance from its known answer, in standard errors (one study's
+        checks, or all of them)."""
+        v = self.validation()
+        if study is not None:
+            v = v[v["study"] == study]
+        v = v.iloc[::-1].reset_index(drop=True)
         se = (v["ci_upper"] - v["ci_lower"]) / (2 * 1.959964)
         z = ((v["estimate"] - v["target"]) / se.where(se > 0)).clip(-8, 8)
-        fig, ax = new_figure(height=0.2 * len(v) + 1.2)
+        size = 6.5 if study is None else 8.0  # one chapter's checks: legible labels
+        fig, ax = new_figure(height=(0.2 if study is None else 0.24) * len(v) + 1.4)
         y = np.arange(len(v))
         ax.axvspan(-1.959964, 1.959964, color=PALETTE["light"], alpha=0.5, lw=0,
                    label="within the 95% interval")
@@ -169,14 +204,39 @@ class Book:
         ax.scatter(z, y, c=colors, s=22, zorder=3)
         ax.hlines(y, np.minimum(z, 0), np.maximum(z, 0), colors=colors, lw=1)
         ax.set_yticks(y, [c if len(c) <= 62 else c[:60] + "…" for c in v["check"]],
-                      fontsize=6.5)
+                      fontsize=size)
         ax.set_xlim(-8.5, 8.5)
         ax.set_xlabel("(estimate − known answer) / standard error, clipped at ±8")
         ax.scatter([], [], color=PALETTE["blue"], s=22, label="method the book relies on")
         ax.scatter([], [], color=PALETTE["red"], s=22, label="deliberately naive comparison")
         fig.legend(loc="outside lower center", ncol=3, fontsize=7.5)
-        ax.set_title("How far each estimate lies from its known answer")
+        if study is None:  # one chapter's figure is named by its caption
+            ax.set_title("How far each estimate lies from its known answer")
         return fig
+
+    def validation_figures(self, figure_dir: str = "validation-figures") -> Markdown:
+        """One figure per chapter with checks (:meth:`fig_validation`), each labelled
+        ``fig-validation-<study>`` and introduced by a sentence that cross-references them.
+
+        Figures are written to ``figure_dir``, relative to the working directory (the
+        chapter's folder when Quarto runs it), and linked from the Markdown, so that every
+        label stays legible however many checks a chapter has.
+        """
+        folder = Path(figure_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        studies = list(dict.fromkeys(self.validation()["study"]))
+        labels = [f"fig-validation-{name.replace('_', '-')}" for name in studies]
+        refs = f"@{labels[0]}" if len(labels) == 1 else f"@{labels[0]} to @{labels[-1]}"
+        parts = [f"{refs} put every check on one scale, one figure per chapter: how many "
+                 "standard errors the estimate lies from its known answer."]
+        for name, label in zip(studies, labels, strict=True):
+            fig = self.fig_validation(name)
+            path = folder / f"{name}.png"
+            fig.savefig(path, dpi=150)
+            parts.append(f"![Distance of each estimate from its known answer in standard "
+                         f"errors, @{section_id(name)}; the shaded band is the 95% "
+                         f"interval.]({path.as_posix()}){{#{label}}}")
+        return Markdown("\n\n".join(parts) + "\n")
 
     # ---------------------------------------------------------------- handout
     def handout_studies(self) -> list[str]:
@@ -207,13 +267,9 @@ class Book:
         folder.mkdir(parents=True, exist_ok=True)
         parts = []
         for name in self.handout_studies():
-            study, result = get_study(name), self.run_of(name).result
-            parts += [f"## {study.TITLE}", render_summary(result).strip(),
+            study = get_study(name)
+            parts += [f"## {study.TITLE}", self.short_summary(name).strip(),
                       self.handout_figure(name, folder / f"{name}.png")]
-            template = getattr(study, "RECOMMENDATION_TEMPLATE", None)
-            if template:
-                rec = render_template(template, result.facts).strip()
-                parts.append(f"**Recommendation.** {rec}")
         return Markdown("\n\n".join(parts) + "\n")
 
     def provenance_line(self) -> Markdown:

@@ -114,10 +114,11 @@ def column_widths(table: pd.DataFrame, width: int = LINE_WIDTH) -> list[int]:
     word (a body cell of at most ``SHORT_CELL`` characters, such as "0.05 to 0.95",
     counts as one word; headers wrap between words), so short columns never wrap and no
     word is broken (the 4 covers the cell padding and wider-than-average letters).
-    What is left of ``width`` goes to the columns in proportion to how far their mean
-    cell length exceeds :math:`m_i`.
+    What is left of ``width`` goes to the columns that would wrap (:math:`L_i + 4 > m_i`)
+    in proportion to their mean cell length, so text columns take the free width.
+    Cells are measured as shown: a cross-reference ``@sec-...`` as "Chapter 10".
     """
-    cells = [[str(c), *map(str, table[c])] for c in table.columns]
+    cells = [[_shown(str(c)), *(_shown(str(x)) for x in table[c])] for c in table.columns]
     longest = np.array([max(len(x) for x in col) for col in cells], dtype=float)
     # headers may wrap between words; short body cells stay whole
     word = np.array([max([max(map(len, col[0].split()), default=1),
@@ -128,10 +129,17 @@ def column_widths(table: pd.DataFrame, width: int = LINE_WIDTH) -> list[int]:
     mean = np.array([np.mean([len(x) for x in col[1:]] or [0]) for col in cells])
     base = np.minimum(longest, np.maximum(word, 6)) + 4
     spare = width - base.sum()
-    want = np.maximum(mean - base, 0)
+    # the columns that would wrap share the free width in proportion to their text
+    want = np.where(longest + 4 > base, mean, 0.0)
     if spare > 0 and want.sum() > 0:
         base = base + spare * want / want.sum()
     return [max(3, round(float(b))) for b in base]
+
+
+def _shown(cell: str) -> str:
+    """A cell's text as the reader sees it: a cross-reference ``@sec-...`` reads
+    "Chapter 10", emphasis marks take no room."""
+    return re.sub(r"@sec-[\w-]+", "Chapter 10", cell).replace("**", "").replace("*", "")
 
 
 def _set_widths(text: str, widths: list[int], align: list[str]) -> str:
