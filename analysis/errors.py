@@ -67,5 +67,9 @@ class OverlapWarning(AnalysisWarning):
     """Some propensities are close to 0 or 1; estimates lean on extrapolation."""
 
 
+class VarianceWarning(AnalysisWarning):
+    """Part of a variance estimator is undefined on these data and was dropped."""
+
+
 class CacheWarning(UserWarning):
     """A result could not be stored in the cache; it is used without caching."""

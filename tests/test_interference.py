@@ -3,12 +3,14 @@ estimators against hand computations, bad input, the study and its Monte Carlo c
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.data.synthetic import simulate_movielens
-from analysis.errors import DataError, EstimationError
+from analysis.errors import DataError, EstimationError, VarianceWarning
 from analysis.interference import (
     ClickModel,
     click_probability,
@@ -189,21 +191,26 @@ def test_item_rows_clustered_by_slate_equal_the_slate_level_analysis(exp):
 
 def _hh_by_hand(y, z, g, psi, levels):
     """Hudgens & Halloran (2008), eqs. for the estimators and the variance estimators under
-    stratified interference, one group at a time in plain Python."""
+    stratified interference, one group at a time in plain Python; an arm with a single unit
+    has no within-group variance and contributes nothing to the sum (as in R's
+    ``interference::estimates_hierarchical``, ``sum(var / K, na.rm = TRUE)``)."""
+
+    def var_over_n(a):
+        return a.var(ddof=1) / len(a) if len(a) >= 2 else 0.0
+
     groups = sorted(set(g))
     C = len(groups)
     rec = {}
     for i in groups:
         yi, zi = y[g == i], z[g == i]
         rec[i] = dict(psi=psi[g == i][0], m1=yi[zi == 1].mean(), m0=yi[zi == 0].mean(),
-                      v1=yi[zi == 1].var(ddof=1), v0=yi[zi == 0].var(ddof=1),
-                      n1=(zi == 1).sum(), n0=(zi == 0).sum(), all=yi.mean())
+                      w1=var_over_n(yi[zi == 1]), w0=var_over_n(yi[zi == 0]), all=yi.mean())
     out = {}
     for s in levels:
         G = [r for r in rec.values() if r["psi"] == s]
         c = len(G)
         de_i = np.array([r["m1"] - r["m0"] for r in G])
-        within = sum(r["v1"] / r["n1"] + r["v0"] / r["n0"] for r in G)
+        within = sum(r["w1"] + r["w0"] for r in G)
         out[f"DE({s:g})"] = (de_i.mean(),
                              np.sqrt((1 - c / C) * de_i.var(ddof=1) / c + within / (C * c)))
     lo, hi = ([r for r in rec.values() if r["psi"] == s] for s in levels)
@@ -224,14 +231,52 @@ def test_hudgens_halloran_matches_a_hand_computation_and_decomposes():
     psi = np.where(rng.permutation(30) < 15, 0.75, 0.25)[g]
     z = blocked_assignment(g, psi, rng)
     y = rng.poisson(2 + z - 0.5 * (psi == 0.75)).astype(float)
-    hh = hudgens_halloran(y, z, g, psi, (0.25, 0.75)).table.set_index("term")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VarianceWarning)  # both arms >= 2 units: no term dropped
+        hh = hudgens_halloran(y, z, g, psi, (0.25, 0.75)).table.set_index("term")
     hand = _hh_by_hand(y, z, g, psi, (0.25, 0.75))
     for term, (est, se) in hand.items():
         assert hh.loc[term, "estimate"] == pytest.approx(est, abs=1e-12), term
-        assert hh.loc[term, "std_error"] == pytest.approx(se, rel=1e-10), term
+        assert hh.loc[term, "std_error"] == pytest.approx(se, rel=1e-12), term
     assert hh.loc["TE", "estimate"] == pytest.approx(
         hh.loc["DE(0.75)", "estimate"] + hh.loc["IE", "estimate"], abs=1e-12)
     assert list(hh.reset_index().columns[:6]) == TIDY_COLUMNS
+
+
+def test_hudgens_halloran_computes_groups_with_a_single_treated_or_untreated_unit():
+    """Saturations 0.2 and 0.8 in groups of 6 promote 1 and 5 units: every group has an arm
+    of one.  The old code refused this design; the point estimates are defined and the
+    variance drops the undefined within-group terms, with a warning that counts them."""
+    rng = np.random.default_rng(8)
+    g = np.repeat(np.arange(24), 6)
+    psi = np.where(rng.permutation(24) < 12, 0.8, 0.2)[g]
+    z = blocked_assignment(g, psi, rng)
+    assert set(pd.Series(z).groupby(g).sum()) == {1, 5}
+    y = rng.normal(1 + 0.5 * z - 0.3 * (psi == 0.8), 1.0)
+    with pytest.warns(VarianceWarning, match=r"24 of 24 groups have a single treated or a "
+                                             r"single untreated unit.*dropped"):
+        hh = hudgens_halloran(y, z, g, psi, (0.2, 0.8)).table.set_index("term")
+    hand = _hh_by_hand(y, z, g, psi, (0.2, 0.8))
+    for term, (est, se) in hand.items():
+        assert hh.loc[term, "estimate"] == pytest.approx(est, abs=1e-12), term
+        assert hh.loc[term, "std_error"] == pytest.approx(se, rel=1e-12), term
+    assert np.isfinite(hh["std_error"]).all() and (hh["std_error"] > 0).all()
+
+
+def test_hudgens_halloran_counts_only_the_groups_that_lost_a_variance_term():
+    """Mixed design: groups of 8 at 0.25 (2 of 8 promoted, both arms >= 2) and groups of 5
+    at 0.8 (4 of 5: one untreated unit); only the latter lose a term."""
+    rng = np.random.default_rng(9)
+    sizes = np.r_[np.full(10, 8), np.full(10, 5)]
+    g = np.repeat(np.arange(20), sizes)
+    psi = np.where(g < 10, 0.25, 0.8)
+    z = blocked_assignment(g, psi, rng)
+    y = rng.normal(z, 1.0)
+    with pytest.warns(VarianceWarning, match=r"^10 of 20 groups"):
+        hh = hudgens_halloran(y, z, g, psi, (0.25, 0.8)).table.set_index("term")
+    for term, (est, se) in _hh_by_hand(y, z, g, psi, (0.25, 0.8)).items():
+        assert hh.loc[term, "estimate"] == pytest.approx(est, abs=1e-12), term
+        assert hh.loc[term, "std_error"] == pytest.approx(se, rel=1e-12), term
 
 
 # ------------------------------------------------------------------ any data frame in
@@ -300,7 +345,8 @@ def test_a_group_without_untreated_units_is_refused():
     g = np.repeat(np.arange(6), 4)
     psi = np.where(g < 3, 0.25, 1.0)
     z = np.where(psi == 1.0, 1, np.tile([1, 0], 12))
-    with pytest.raises(EstimationError, match=r"no treated or no untreated unit.*strictly"):
+    with pytest.raises(EstimationError, match=r"no treated or no untreated unit.*strictly "
+                                              r"between 0 and 1"):
         hudgens_halloran(np.arange(24.0), z, g, psi, (0.25, 1.0))
 
 

@@ -16,12 +16,13 @@ under stratified interference.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from analysis.errors import EstimationError
+from analysis.errors import EstimationError, VarianceWarning
 from analysis.estimators.linear import cluster_ols
 from analysis.result import tidy_frame, tidy_row
 
@@ -154,20 +155,37 @@ def hudgens_halloran(y: np.ndarray, z: np.ndarray, group: np.ndarray, saturation
     :math:`(0;\\psi_l)`, and :math:`OE` with the groups' means :math:`\\hat Y_i(\\psi)`).  These
     drop the unidentified covariance terms, so they are unbiased when effects are additive
     and conservative otherwise.
+
+    A group with a single treated (or untreated) unit has a defined mean but no
+    :math:`\\hat\\sigma^2_i(z;\\psi)`; that term is dropped from the sum, as in the R package
+    ``interference`` (``estimates_hierarchical``), and a
+    :class:`~analysis.errors.VarianceWarning` says how many groups lost a term.  A group
+    with no treated or no untreated unit is refused: its :math:`\\widehat{DE}_i` is undefined.
     """
     frame = pd.DataFrame({"y": np.asarray(y, dtype=np.float64), "z": np.asarray(z),
                           "g": np.asarray(group), "psi": np.asarray(saturation)})
     per = frame.groupby(["g", "psi", "z"])["y"].agg(["mean", "var", "size"]).unstack("z")
-    if per.isna().any().any() or len(per.columns) < 6:
-        raise EstimationError("Some group has no treated or no untreated unit (or a single "
-                              "one of either): the within-group means and variances need at "
-                              "least two of each. Use saturations strictly between 0 and 1 "
-                              "and groups of at least 4 units.")
+    if len(per.columns) < 6 or per["mean"].isna().any().any():
+        raise EstimationError("Some group has no treated or no untreated unit: its direct "
+                              "effect is undefined. Use saturations strictly between 0 and 1 "
+                              "and groups large enough that each saturation promotes at least "
+                              "one unit and leaves at least one unpromoted.")
     per.columns = [f"{stat}{arm}" for stat, arm in per.columns]
     per = per.reset_index()
     per["all"] = frame.groupby(["g", "psi"])["y"].mean().to_numpy()
     per["de"] = per["mean1"] - per["mean0"]
-    per["within"] = per["var1"] / per["size1"] + per["var0"] / per["size0"]
+    # a single unit in an arm has no within-group variance: its term is dropped (as R's
+    # interference::estimates_hierarchical does with na.rm = TRUE)
+    terms = np.column_stack([per["var1"] / per["size1"], per["var0"] / per["size0"]])
+    per["within"] = np.nansum(terms, axis=1)
+    missing = int(np.isnan(terms).any(axis=1).sum())
+    if missing:
+        warnings.warn(f"{missing} of {len(per)} groups have a single treated or a single "
+                      "untreated unit, so no within-group variance for that arm: those terms "
+                      "are dropped from the variance of the direct effects (as R's "
+                      "interference package does), which may understate it. Use groups "
+                      "with at least two units in each arm for the full variance estimator.",
+                      VarianceWarning, stacklevel=2)
     C = len(per)
     lo, hi = levels
     counts = per.groupby("psi").size()

@@ -14,7 +14,7 @@ from matplotlib.patches import FancyBboxPatch
 
 from analysis.report.style import CYCLE, PALETTE, new_figure
 from analysis.report.summaries import ci, effect, render_template
-from analysis.report.tables import md_table
+from analysis.report.tables import fmt_number, md_table
 from analysis.result import StudyResult
 
 ORDER = ["direct", "all", "same_cluster", "displaced", "same_cluster_displaced",
@@ -238,14 +238,18 @@ def tbl_coverage(result: StudyResult) -> Markdown:
 
 
 def tbl_report(result: StudyResult) -> Markdown:
-    """The source report's numbers per promoted slate (quoted)."""
-    names = {"direct": "Direct focal effect", "same_cluster": "Same-cluster spillover",
-             "all": "All non-focal spillover", "total": "Total slate effect",
-             "aipw_total": "AIPW total", "dim_total": "Difference in means, total",
-             "oracle_total": "Oracle total"}
+    """The source report's numbers (quoted), each with the report's own unit."""
+    names = {"direct": "Direct focal effect",
+             "same_cluster_item": "Same-cluster competitors (per item)",
+             "all_item": "All non-focal items (per item)",
+             "same_cluster": "Same-cluster spillover (per slate)",
+             "same_cluster_per_1000": "Same-cluster spillover (per 1,000 slates)",
+             "total": "Total slate effect", "aipw_total": "AIPW total",
+             "dim_total": "Difference in means, total", "oracle_total": "Oracle total"}
     t = result.table("report")
+    value = [fmt_number(v, 1 if abs(v) >= 10 else 3) for v in t["value"]]
     return md_table(pd.DataFrame({"Quantity (report, quoted)": t["quantity"].map(names),
-                                  "Per slate": t["value"]}), digits=3)
+                                  "Value": value, "Unit": t["unit"]}))
 
 
 def tbl_limitations(result: StudyResult) -> Markdown:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from analysis.interference.slates import Slates
 from analysis.result import check_row, headline_frame
-from analysis.studies.interference_parts import REPORT
+from analysis.studies.interference_parts import REPORT, REPORT_UNITS
 
 QUESTION = "Does promoting a lower-ranked item in a slate raise total clicks?"
 DIM = "Difference in means"
@@ -27,7 +27,8 @@ def facts(config, tables: Mapping[str, pd.DataFrame], slates: Slates) -> dict:
                  "intensity": config.intensity, "attention": config.attention,
                  "substitution": config.substitution,
                  **{f"report_{k}": v for k, v in REPORT.items()},
-                 "report_total_per_1000": 1000 * REPORT["total"]}
+                 "report_total_per_1000": 1000 * REPORT["total"],
+                 "report_units": dict(REPORT_UNITS)}
     for key, r in dim.iterrows():
         out.update({f"{key}": float(r["estimate"]), f"{key}_lo": float(r["ci_lower"]),
                     f"{key}_hi": float(r["ci_upper"]), f"{key}_oracle": float(r["oracle"]),

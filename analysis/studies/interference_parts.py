@@ -28,9 +28,22 @@ from analysis.interference.slates import Slates
 from analysis.parallel import map_tasks
 from analysis.result import coverage_check, tidy_row
 
-REPORT = {"direct": 0.172, "same_cluster": -0.058, "all": -0.044, "total": -0.308,
+PER_SLATE = "clicks per promoted slate"
+PER_ITEM = "click-rate difference per item"
+REPORT = {"direct": 0.172, "same_cluster_item": -0.058, "all_item": -0.044,
+          "same_cluster": -0.145, "same_cluster_per_1000": -145.4, "total": -0.308,
           "aipw_total": -0.304, "dim_total": -0.308, "oracle_total": -0.316}
-"""The source report's numbers per promoted slate (quotations, not results)."""
+"""The source report's numbers (quotations, not results), each in the unit of
+:data:`REPORT_UNITS`.  The report's -0.058 (same-cluster competitors) and -0.044 (all
+non-focal items) are differences in the click rate of one item (their rows count items),
+not per slate; its per-slate same-cluster figure is -0.145 (-145.4 per 1,000 promoted
+slates)."""
+REPORT_UNITS = {"direct": PER_SLATE, "same_cluster_item": PER_ITEM, "all_item": PER_ITEM,
+                "same_cluster": PER_SLATE,
+                "same_cluster_per_1000": "clicks per 1,000 promoted slates",
+                "total": PER_SLATE, "aipw_total": PER_SLATE, "dim_total": PER_SLATE,
+                "oracle_total": PER_SLATE}
+"""The unit the report gives each quoted number in."""
 ESTIMANDS = {"direct": "Direct effect on the focal item", **SPILLOVERS,
              "total": "Total slate effect"}
 COVARIATES = ["focal_position", "focal_score", "mean_score", "top_score", "same_cluster_items",

@@ -146,7 +146,8 @@ def run(config: Config, root: Path | None = None) -> StudyResult:
                           n_factors=config.n_factors) for k in (5, config.slate_size, 20)},
             model, seed=seed["sensitivity"], base_size=config.slate_size),
         "summary": _summary(slates, exp, data),
-        "report": pd.DataFrame([{"quantity": k, "value": v} for k, v in parts.REPORT.items()]),
+        "report": pd.DataFrame([{"quantity": k, "value": v, "unit": parts.REPORT_UNITS[k]}
+                                for k, v in parts.REPORT.items()]),
     }
     reps = None
     if config.coverage_reps:
