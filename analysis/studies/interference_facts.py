@@ -9,7 +9,7 @@ import pandas as pd
 
 from analysis.interference.slates import Slates
 from analysis.result import check_row, headline_frame
-from analysis.studies.interference_parts import REPORT, REPORT_UNITS
+from analysis.studies.interference_parts import REPORT
 
 QUESTION = "Does promoting a lower-ranked item in a slate raise total clicks?"
 DIM = "Difference in means"
@@ -27,8 +27,7 @@ def facts(config, tables: Mapping[str, pd.DataFrame], slates: Slates) -> dict:
                  "intensity": config.intensity, "attention": config.attention,
                  "substitution": config.substitution,
                  **{f"report_{k}": v for k, v in REPORT.items()},
-                 "report_total_per_1000": 1000 * REPORT["total"],
-                 "report_units": dict(REPORT_UNITS)}
+                 "report_total_per_1000": 1000 * REPORT["total"]}
     for key, r in dim.iterrows():
         out.update({f"{key}": float(r["estimate"]), f"{key}_lo": float(r["ci_lower"]),
                     f"{key}_hi": float(r["ci_upper"]), f"{key}_oracle": float(r["oracle"]),
@@ -136,7 +135,11 @@ def _policy_facts(p: pd.DataFrame) -> dict:
             "policy_best_ipw_hi": float(learned.loc[best, "ci_upper_per_1000"]),
             "policy_oracle_per_1000": float(by.loc["Oracle: the true top 25%",
                                                    "oracle_per_1000"]),
-            "policy_best_positive": bool(learned.loc[best, "oracle_per_1000"] > 0)}
+            "policy_best_positive": bool(learned.loc[best, "oracle_per_1000"] > 0),
+            "policy_all_at_experiment_per_1000": float(
+                by.loc["Promote all", "oracle_at_experiment_per_1000"]),
+            "policy_fatigue_gap_per_1000": float(
+                (p["oracle_per_1000"] - p["oracle_at_experiment_per_1000"]).abs().max())}
 
 
 def _sensitivity_facts(s: pd.DataFrame) -> dict:
@@ -160,6 +163,13 @@ def checks(tables: Mapping[str, pd.DataFrame]) -> list[dict]:
         rows.append(check_row(f"Hudgens-Halloran {r.term}", "planted truth", r.estimate,
                               r.ci_lower, r.ci_upper, r.oracle, "oracle (click model)",
                               detail="two-stage design"))
+    for r in tables["policies"].itertuples():
+        rows.append(check_row(f"Off-policy value: {r.policy}", "planted truth",
+                              r.ipw_per_1000 / 1000, r.ci_lower_per_1000 / 1000,
+                              r.ci_upper_per_1000 / 1000,
+                              r.oracle_at_experiment_per_1000 / 1000,
+                              "oracle at the experiment's 50% saturation",
+                              detail="per eligible slate; errors clustered by user"))
     n = tables["naive"]
     item = n.iloc[0]
     rows.append(check_row("Item-level A/B read as the value of a promotion", "planted truth",
