@@ -18,7 +18,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from analysis.causal.iv import two_stage_least_squares
+from analysis.causal.iv import ARConfidenceSet, anderson_rubin, two_stage_least_squares
 from analysis.causal.pipeline import DoWhyPipeline, quiet_dowhy
 from analysis.causal.realdata import CARD_LITERATURE_IV, card_check, lalonde_check
 from analysis.causal.refute import RefuterSettings, refutation_table
@@ -252,11 +252,31 @@ def _iv_tables(config: Config, pipe: DoWhyPipeline, iv) -> tuple[pd.DataFrame, d
                                 covariates=f"{ENGAGEMENT}, {CONTENT}",
                                 first_stage_coef=iv.first_stage_coef)])
     table["truth"] = config.true_effect
-    facts = {"iv_first_stage_f": iv.first_stage_f, "iv_first_stage_coef": iv.first_stage_coef,
+    ars = [anderson_rubin(pipe.data, outcome=OUTCOME, treatment=TREATMENT, instrument=INSTRUMENT,
+                          covariates=covs) for covs in ([], [ENGAGEMENT, CONTENT])]
+    for key, value in _ar_columns(ars).items():
+        table[key] = value
+    ar = ars[1]
+    facts = {"ar_kind": ar.kind, "ar_lower": float(ar.lower), "ar_upper": float(ar.upper),
+             "ar_bounded": ar.bounded, "ar_covers_truth": bool(ar.contains(config.true_effect)),
+             "iv_first_stage_f": iv.first_stage_f, "iv_first_stage_coef": iv.first_stage_coef,
              "iv_weak": iv.weak, "iv_plain": plain.estimate, "iv_plain_se": plain.std_error,
              "iv_dowhy_wald": float(wald),
              "iv_dowhy_matches": bool(abs(float(wald) - plain.estimate) < 1e-6)}
     return table, facts
+
+
+def _ar_columns(sets: list[ARConfidenceSet]) -> dict[str, list]:
+    """Anderson-Rubin sets as table columns: shape, ends, and a readable description."""
+    def text(a: ARConfidenceSet) -> str:
+        if a.kind == "interval":
+            return f"[{a.lower:.2f}, {a.upper:.2f}]"
+        if a.kind == "two rays":
+            return f"(-inf, {a.lower:.2f}] and [{a.upper:.2f}, inf)"
+        return "every value" if a.kind == "real line" else "empty"
+
+    return {"ar_kind": [a.kind for a in sets], "ar_lower": [float(a.lower) for a in sets],
+            "ar_upper": [float(a.upper) for a in sets], "ar_set": [text(a) for a in sets]}
 
 
 def _weak_demo(config: Config) -> pd.DataFrame:
@@ -276,8 +296,12 @@ def _weak_point(item: tuple[Config, float], seed: int) -> dict:
         r = two_stage_least_squares(sim.frame, outcome=OUTCOME, treatment=TREATMENT,
                                     instrument=INSTRUMENT, covariates=[ENGAGEMENT, CONTENT])
     msgs = [str(w.message) for w in caught if issubclass(w.category, WeakInstrumentWarning)]
+    ar = anderson_rubin(sim.frame, outcome=OUTCOME, treatment=TREATMENT, instrument=INSTRUMENT,
+                        covariates=[ENGAGEMENT, CONTENT])
+    cols = {k: v[0] for k, v in _ar_columns([ar]).items()}
     return r.tidy(f"Instrument strength {strength:g}", instrument_strength=strength,
-                  weak=r.weak, warning=msgs[0] if msgs else "")
+                  weak=r.weak, warning=msgs[0] if msgs else "", **cols,
+                  ar_covers_truth=bool(ar.contains(config.true_effect)))
 
 
 def _refute_facts(t: pd.DataFrame) -> dict:
