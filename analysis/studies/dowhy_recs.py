@@ -53,6 +53,7 @@ from analysis.result import (
     headline_frame,
     tidy_frame,
 )
+from analysis.studies import dowhy_recs_het as het
 from analysis.studies.base import Timer, make_result
 
 NAME = "dowhy_recs"
@@ -92,6 +93,9 @@ class Config(StudyConfig):
         Share of users kept by the data-subset refuter.
     real_data : bool
         Run the LaLonde and Card checks.
+    het_effect, het_confounding : float
+        The heterogeneous-effect scenario (:mod:`analysis.studies.dowhy_recs_het`): the
+        effect's dependence on engagement :math:`h` and the confounding :math:`\\lambda`.
     """
 
     seed: int = seed_field(20240611)
@@ -105,6 +109,8 @@ class Config(StudyConfig):
     dml_trees: int = positive(200)
     subset_fraction: float = fraction(0.8)
     real_data: bool = True
+    het_effect: float = 1.0
+    het_confounding: float = 1.0
 
     def sim_params(self) -> dict:
         """Keyword arguments of :func:`simulate_music`."""
@@ -184,6 +190,9 @@ def run(config: Config, root: Path | None = None) -> StudyResult:
                       card_check()):
             tables.update(check.tables)
             facts.update(check.facts)
+    tables["heterogeneous"], het_facts = het.heterogeneous(config, music_graph(), model_y,
+                                                           model_t)
+    facts.update(het_facts)
     facts.update(_recommendation_facts(facts))
     tables["checks"] = _checks(tables, truth)
     tables["headline"] = _headline(facts)
@@ -403,6 +412,8 @@ def _checks(tables: dict[str, pd.DataFrame], truth: float) -> pd.DataFrame:
                               "real benchmark", iv["estimate"], iv["ci_lower"], iv["ci_upper"],
                               CARD_LITERATURE_IV, "quoted 2SLS return",
                               detail="close_college as the instrument; Mixtape controls"))
+    if "heterogeneous" in tables:
+        rows += het.checks(tables["heterogeneous"])
     return checks_frame(rows)
 
 
