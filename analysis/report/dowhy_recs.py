@@ -120,6 +120,16 @@ def estimates_table(result: StudyResult) -> Markdown:
                             "covers_truth": "CI covers truth"})
 
 
+def heterogeneous_table(result: StudyResult) -> Markdown:
+    """Every estimator on the heterogeneous-effect app: what it targets and whether its
+    interval contains the planted ATE."""
+    t = result.table("heterogeneous")[["term", "targets", "estimate", "ci_lower", "ci_upper",
+                                       "covers_truth"]]
+    return md_table(t, rename={"term": "Estimator", "targets": "Targets", "estimate": "Estimate",
+                               "ci_lower": "95% CI low", "ci_upper": "95% CI high",
+                               "covers_truth": "CI covers the ATE"})
+
+
 def iv_table(result: StudyResult) -> Markdown:
     """2SLS with and without controls, with the first stage."""
     t = result.table("iv")[["term", "first_stage_coef", "first_stage_f", "estimate",
