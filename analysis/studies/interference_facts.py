@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from analysis.interference.slates import Slates
 from analysis.result import check_row, headline_frame
@@ -80,6 +81,14 @@ def facts(config, tables: Mapping[str, pd.DataFrame], slates: Slates) -> dict:
         hh = tables["coverage"][tables["coverage"]["interval"].str.startswith("Hudgens")]
         out["hh_se_ratio_min"] = float((hh["mean_se"] / hh["sd_error"]).min())
         out["hh_se_ratio_max"] = float((hh["mean_se"] / hh["sd_error"]).max())
+        ratio = tables["coverage"].set_index("interval")
+        ratio = ratio["mean_se"] / ratio["sd_error"]
+        out["item_iid_se_ratio"] = float(ratio["Total effect from item rows, unclustered"])
+        out["item_slate_se_ratio"] = float(ratio["Total effect from item rows, "
+                                                 "slate-clustered"])
+        # coverage of a normal interval whose SE is this ratio of the true spread
+        out["item_iid_implied_coverage"] = float(
+            2 * norm.cdf(1.959964 * out["item_iid_se_ratio"]) - 1)
     return out
 
 
