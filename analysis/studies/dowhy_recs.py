@@ -149,6 +149,7 @@ def run(config: Config, root: Path | None = None) -> StudyResult:
         Tables ``estimates``, ``variables``, ``graph_nodes``, ``graph_edges``, ``iv``,
         ``weak_iv_demo``, ``refutation``, ``sweep``, ``sensitivity_contour``,
         ``benchmarks``, ``lalonde``, ``lalonde_balance``, ``lalonde_overlap``, ``card``,
+        ``heterogeneous`` (the heterogeneous-effect scenario),
         ``checks`` (known answers) and ``headline``.
     """
     from analysis.causal.graph import graph_tables
