@@ -83,3 +83,84 @@ def test_card_reproduces_the_literature():
     assert f["card_iv"] == pytest.approx(0.1242, abs=0.001)
     assert abs(f["card_iv"] - 0.126) < 0.01 and abs(f["card_ols"] - 0.072) < 0.005
     assert 15 < f["card_first_stage_f"] < 17
+
+
+# ------------------------------------------------------------------ Anderson-Rubin sets
+
+
+def _ar_stat(df, beta0, covariates=("w",)):
+    """statsmodels: HC1 Wald statistic of z in the regression of y - beta0 t on z and w."""
+    X = sm.add_constant(df[["z", *covariates]])
+    fit = sm.OLS(df["y"] - beta0 * df["t"], X).fit(cov_type="HC1")
+    return float(fit.tvalues["z"] ** 2)
+
+
+def test_anderson_rubin_set_is_where_statsmodels_ar_test_accepts():
+    """The set's ends are where statsmodels' HC1 Anderson-Rubin statistic equals the
+    chi-square critical value; inside it accepts, outside it rejects."""
+    from scipy import stats
+
+    from analysis.causal.iv import anderson_rubin
+
+    df = _iv_data(n=2000, pi=0.2, seed=3)
+    ar = anderson_rubin(df, outcome="y", treatment="t", instrument="z", covariates=["w"])
+    c = stats.chi2.ppf(0.95, 1)
+    assert ar.kind == "interval"
+    for end in (ar.lower, ar.upper):
+        assert _ar_stat(df, end) == pytest.approx(c, rel=1e-8)
+    mid = (ar.lower + ar.upper) / 2
+    width = ar.upper - ar.lower
+    assert _ar_stat(df, mid) < c and ar.contains(mid)
+    for out in (ar.lower - 0.1 * width, ar.upper + 0.1 * width):
+        assert _ar_stat(df, out) > c and not ar.contains(out)
+
+
+def test_anderson_rubin_matches_the_wald_interval_with_a_strong_instrument():
+    from analysis.causal.iv import anderson_rubin
+
+    df = _iv_data(n=20_000, pi=1.0, seed=1)
+    r = two_stage_least_squares(df, outcome="y", treatment="t", instrument="z", covariates=["w"])
+    ar = anderson_rubin(df, outcome="y", treatment="t", instrument="z", covariates=["w"])
+    half = 1.959964 * r.std_error
+    assert ar.bounded
+    assert ar.lower == pytest.approx(r.estimate - half, abs=0.05 * half)
+    assert ar.upper == pytest.approx(r.estimate + half, abs=0.05 * half)
+
+
+def test_anderson_rubin_is_unbounded_with_an_irrelevant_instrument():
+    """With pi = 0 the first stage is not significant and the set is unbounded (two rays or
+    the whole line), while the 2SLS Wald interval stays finite and misleading; with a
+    weak but relevant instrument (first-stage F about 7) the AR set is wider than the Wald
+    interval and not centred on the 2SLS estimate."""
+    from analysis.causal.iv import anderson_rubin
+
+    df = _iv_data(n=2000, pi=0.0, seed=5)
+    with pytest.warns(WeakInstrumentWarning):
+        r = two_stage_least_squares(df, outcome="y", treatment="t", instrument="z",
+                                    covariates=["w"])
+    ar = anderson_rubin(df, outcome="y", treatment="t", instrument="z", covariates=["w"])
+    assert np.isfinite(r.std_error)
+    assert not ar.bounded and ar.kind in ("two rays", "real line")
+    assert ar.contains(1e6) and ar.contains(-1e6)
+    weak = _iv_data(n=2000, pi=0.08, seed=2)
+    with pytest.warns(WeakInstrumentWarning):
+        rw = two_stage_least_squares(weak, outcome="y", treatment="t", instrument="z",
+                                     covariates=["w"])
+    arw = anderson_rubin(weak, outcome="y", treatment="t", instrument="z", covariates=["w"])
+    assert rw.first_stage_f < 10
+    wald = 2 * 1.959964 * rw.std_error
+    assert (not arw.bounded) or (arw.upper - arw.lower) > 1.2 * wald
+    if arw.bounded:  # skewed away from the 2SLS point, as weak-IV sets are
+        assert abs((arw.upper + arw.lower) / 2 - rw.estimate) > 0.1 * wald
+
+
+def test_anderson_rubin_refuses_bad_input():
+    from analysis.causal.iv import anderson_rubin
+
+    df = _iv_data(n=200)
+    with pytest.raises(EstimationError, match=r"level=1.5; use a confidence level between"):
+        anderson_rubin(df, outcome="y", treatment="t", instrument="z", level=1.5)
+    with pytest.raises(EstimationError, match=r"single value.*Use a variable that varies"):
+        anderson_rubin(df.assign(z=1.0), outcome="y", treatment="t", instrument="z")
+    with pytest.raises(DataError, match=r"zz"):
+        anderson_rubin(df, outcome="y", treatment="t", instrument="zz")

@@ -13,7 +13,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from analysis.causal.iv import two_stage_least_squares
+from analysis.causal.iv import anderson_rubin, two_stage_least_squares
 from analysis.causal.pipeline import DoWhyPipeline
 from analysis.data.benchmarks import Benchmark, load_card, load_nsw_cps, load_nsw_experiment
 from analysis.estimators.linear import design, ols
@@ -165,4 +165,8 @@ def card_check() -> CheckResult:
              "card_weak": bool(first.weak),
              "card_alt_iv": float(table.loc[table["term"] == "2SLS (Adding experience²)",
                                             "estimate"].iloc[0])}
+    ar = anderson_rubin(df, outcome=b.outcome, treatment=b.treatment, instrument=b.instrument,
+                        covariates=CARD_SPECS["Mixtape controls"])
+    facts.update(card_ar_kind=ar.kind, card_ar_lower=float(ar.lower),
+                 card_ar_upper=float(ar.upper), card_ar_bounded=ar.bounded)
     return CheckResult(tables={"card": table}, facts=facts)

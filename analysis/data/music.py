@@ -103,10 +103,14 @@ class MusicData:
 
 
 def music_params(*, n: int, effect: float, instrument_strength: float, confounding: float,
-                 seed: int) -> dict[str, float | int]:
-    """The simulator's settings as a dict (the fingerprint hashes it)."""
-    return {"n": n, "effect": effect, "instrument_strength": instrument_strength,
-            "confounding": confounding, "seed": seed}
+                 seed: int, heterogeneity: float = 0.0) -> dict[str, float | int]:
+    """The simulator's settings as a dict (the fingerprint hashes it; ``heterogeneity``
+    only when it is not 0, so constant-effect data keep their fingerprints)."""
+    out = {"n": n, "effect": effect, "instrument_strength": instrument_strength,
+           "confounding": confounding, "seed": seed}
+    if heterogeneity:
+        out["heterogeneity"] = heterogeneity
+    return out
 
 
 def music_ref(**params: float | int) -> DataRef:
@@ -117,7 +121,7 @@ def music_ref(**params: float | int) -> DataRef:
 
 def simulate_music(*, n: int = 10_000, effect: float = 1.0, instrument_strength: float = 1.2,
                    confounding: float = CONFOUNDING_FOR_15_PERCENT,
-                   seed: int = 0) -> MusicData:
+                   seed: int = 0, heterogeneity: float = 0.0) -> MusicData:
     """Simulate the music app (see the module notes for the equations).
 
     Parameters
@@ -132,6 +136,12 @@ def simulate_music(*, n: int = 10_000, effect: float = 1.0, instrument_strength:
     confounding : float
         :math:`\\lambda`, how strongly the confounders drive the treatment (0: none).
     seed : int
+    heterogeneity : float
+        :math:`h`: user :math:`i`'s effect is :math:`\\tau + h E_i`, so it grows with
+        engagement; the population ATE stays :math:`\\tau` (:math:`E_i` has mean 0) while
+        the ATT and any variance-weighted average of the effects differ from it when
+        engagement also drives the treatment.  ``truth`` then also holds ``sate`` and
+        ``att``, the sample's average effect over all users and over the treated.
 
     Returns
     -------
@@ -147,7 +157,8 @@ def simulate_music(*, n: int = 10_000, effect: float = 1.0, instrument_strength:
     beta = np.array([0.0, -0.5, 1.0])[content]
     logit = -0.6 + confounding * (engagement + alpha) + instrument_strength * exposure
     treated = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-    hours = 8.0 + effect * treated + 1.5 * engagement + beta + rng.normal(0.0, 2.0, size=n)
+    tau = effect + heterogeneity * (engagement**2 - 1)
+    hours = 8.0 + tau * treated + 1.5 * engagement + beta + rng.normal(0.0, 2.0, size=n)
     frame = pd.DataFrame({
         ENGAGEMENT: engagement,
         CONTENT: pd.Categorical.from_codes(content, categories=list(CONTENT_TYPES)),
@@ -156,10 +167,13 @@ def simulate_music(*, n: int = 10_000, effect: float = 1.0, instrument_strength:
         OUTCOME: hours,
     })
     params = music_params(n=n, effect=effect, instrument_strength=instrument_strength,
-                          confounding=confounding, seed=seed)
-    return MusicData(frame=frame,
-                     truth={"ate": float(effect), "instrument_strength": instrument_strength,
-                            "confounding": confounding},
+                          confounding=confounding, seed=seed, heterogeneity=heterogeneity)
+    truth = {"ate": float(effect), "instrument_strength": instrument_strength,
+             "confounding": confounding}
+    if heterogeneity:
+        truth.update(heterogeneity=heterogeneity, sate=float(tau.mean()),
+                     att=float(tau[treated == 1].mean()))
+    return MusicData(frame=frame, truth=truth,
                      fingerprint=music_ref(**params).fingerprint)
 
 

@@ -120,26 +120,37 @@ def estimates_table(result: StudyResult) -> Markdown:
                             "covers_truth": "CI covers truth"})
 
 
+def heterogeneous_table(result: StudyResult) -> Markdown:
+    """Every estimator on the heterogeneous-effect app: what it targets and whether its
+    interval contains the planted ATE."""
+    t = result.table("heterogeneous")[["term", "targets", "estimate", "ci_lower", "ci_upper",
+                                       "covers_truth"]]
+    return md_table(t, rename={"term": "Estimator", "targets": "Targets", "estimate": "Estimate",
+                               "ci_lower": "95% CI low", "ci_upper": "95% CI high",
+                               "covers_truth": "CI covers the ATE"})
+
+
 def iv_table(result: StudyResult) -> Markdown:
     """2SLS with and without controls, with the first stage."""
     t = result.table("iv")[["term", "first_stage_coef", "first_stage_f", "estimate",
-                            "std_error", "ci_lower", "ci_upper", "truth"]]
+                            "std_error", "ci_lower", "ci_upper", "ar_set", "truth"]]
     return md_table(t, digits={"first_stage_f": 0},
                     rename={"term": "Specification", "first_stage_coef": "First stage: Δ P(T)",
                             "first_stage_f": "First-stage F", "estimate": "IV estimate",
                             "std_error": "SE", "ci_lower": "95% CI low",
-                            "ci_upper": "95% CI high", "truth": "Truth"})
+                            "ci_upper": "95% CI high", "ar_set": "Anderson-Rubin 95% set",
+                            "truth": "Truth"})
 
 
 def weak_iv_table(result: StudyResult) -> Markdown:
     """What 2SLS does as the instrument weakens."""
     t = result.table("weak_iv_demo")[["instrument_strength", "first_stage_f", "estimate",
-                                      "ci_lower", "ci_upper", "weak"]]
+                                      "ci_lower", "ci_upper", "ar_set", "weak"]]
     return md_table(t, digits={"first_stage_f": 1, "instrument_strength": 1},
                     rename={"instrument_strength": "Instrument strength (log-odds)",
                             "first_stage_f": "First-stage F", "estimate": "IV estimate",
                             "ci_lower": "95% CI low", "ci_upper": "95% CI high",
-                            "weak": "Weak (F < 10)"})
+                            "ar_set": "Anderson-Rubin 95% set", "weak": "Weak (F < 10)"})
 
 
 def weak_iv_diagnostics(result: StudyResult) -> Markdown:

@@ -201,8 +201,10 @@ def tbl_policies(result: StudyResult) -> Markdown:
     t = result.table("policies")
     return md_table(t, digits=0, percent=["share_promoted"], rename={
         "policy": "Policy", "share_promoted": "Share promoted",
-        "ipw_per_1000": "Off-policy estimate", "ci_lower_per_1000": "95% CI low",
-        "ci_upper_per_1000": "95% CI high", "oracle_per_1000": "Oracle"})
+        "ipw_per_1000": "Off-policy estimate (50% saturation)",
+        "ci_lower_per_1000": "95% CI low", "ci_upper_per_1000": "95% CI high",
+        "oracle_at_experiment_per_1000": "Oracle at 50% saturation",
+        "oracle_per_1000": "Oracle at the policy's own saturation"})
 
 
 def fig_sensitivity(result: StudyResult) -> Figure:

@@ -18,7 +18,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from analysis.causal.iv import two_stage_least_squares
+from analysis.causal.iv import ARConfidenceSet, anderson_rubin, two_stage_least_squares
 from analysis.causal.pipeline import DoWhyPipeline, quiet_dowhy
 from analysis.causal.realdata import CARD_LITERATURE_IV, card_check, lalonde_check
 from analysis.causal.refute import RefuterSettings, refutation_table
@@ -53,6 +53,7 @@ from analysis.result import (
     headline_frame,
     tidy_frame,
 )
+from analysis.studies import dowhy_recs_het as het
 from analysis.studies.base import Timer, make_result
 
 NAME = "dowhy_recs"
@@ -92,6 +93,9 @@ class Config(StudyConfig):
         Share of users kept by the data-subset refuter.
     real_data : bool
         Run the LaLonde and Card checks.
+    het_effect, het_confounding : float
+        The heterogeneous-effect scenario (:mod:`analysis.studies.dowhy_recs_het`): the
+        effect's dependence on engagement :math:`h` and the confounding :math:`\\lambda`.
     """
 
     seed: int = seed_field(20240611)
@@ -105,6 +109,8 @@ class Config(StudyConfig):
     dml_trees: int = positive(200)
     subset_fraction: float = fraction(0.8)
     real_data: bool = True
+    het_effect: float = 1.0
+    het_confounding: float = 1.0
 
     def sim_params(self) -> dict:
         """Keyword arguments of :func:`simulate_music`."""
@@ -143,6 +149,7 @@ def run(config: Config, root: Path | None = None) -> StudyResult:
         Tables ``estimates``, ``variables``, ``graph_nodes``, ``graph_edges``, ``iv``,
         ``weak_iv_demo``, ``refutation``, ``sweep``, ``sensitivity_contour``,
         ``benchmarks``, ``lalonde``, ``lalonde_balance``, ``lalonde_overlap``, ``card``,
+        ``heterogeneous`` (the heterogeneous-effect scenario),
         ``checks`` (known answers) and ``headline``.
     """
     from analysis.causal.graph import graph_tables
@@ -184,6 +191,9 @@ def run(config: Config, root: Path | None = None) -> StudyResult:
                       card_check()):
             tables.update(check.tables)
             facts.update(check.facts)
+    tables["heterogeneous"], het_facts = het.heterogeneous(config, music_graph(), model_y,
+                                                           model_t)
+    facts.update(het_facts)
     facts.update(_recommendation_facts(facts))
     tables["checks"] = _checks(tables, truth)
     tables["headline"] = _headline(facts)
@@ -252,11 +262,31 @@ def _iv_tables(config: Config, pipe: DoWhyPipeline, iv) -> tuple[pd.DataFrame, d
                                 covariates=f"{ENGAGEMENT}, {CONTENT}",
                                 first_stage_coef=iv.first_stage_coef)])
     table["truth"] = config.true_effect
-    facts = {"iv_first_stage_f": iv.first_stage_f, "iv_first_stage_coef": iv.first_stage_coef,
+    ars = [anderson_rubin(pipe.data, outcome=OUTCOME, treatment=TREATMENT, instrument=INSTRUMENT,
+                          covariates=covs) for covs in ([], [ENGAGEMENT, CONTENT])]
+    for key, value in _ar_columns(ars).items():
+        table[key] = value
+    ar = ars[1]
+    facts = {"ar_kind": ar.kind, "ar_lower": float(ar.lower), "ar_upper": float(ar.upper),
+             "ar_bounded": ar.bounded, "ar_covers_truth": bool(ar.contains(config.true_effect)),
+             "iv_first_stage_f": iv.first_stage_f, "iv_first_stage_coef": iv.first_stage_coef,
              "iv_weak": iv.weak, "iv_plain": plain.estimate, "iv_plain_se": plain.std_error,
              "iv_dowhy_wald": float(wald),
              "iv_dowhy_matches": bool(abs(float(wald) - plain.estimate) < 1e-6)}
     return table, facts
+
+
+def _ar_columns(sets: list[ARConfidenceSet]) -> dict[str, list]:
+    """Anderson-Rubin sets as table columns: shape, ends, and a readable description."""
+    def text(a: ARConfidenceSet) -> str:
+        if a.kind == "interval":
+            return f"[{a.lower:.2f}, {a.upper:.2f}]"
+        if a.kind == "two rays":
+            return f"(-inf, {a.lower:.2f}] and [{a.upper:.2f}, inf)"
+        return "every value" if a.kind == "real line" else "empty"
+
+    return {"ar_kind": [a.kind for a in sets], "ar_lower": [float(a.lower) for a in sets],
+            "ar_upper": [float(a.upper) for a in sets], "ar_set": [text(a) for a in sets]}
 
 
 def _weak_demo(config: Config) -> pd.DataFrame:
@@ -276,8 +306,12 @@ def _weak_point(item: tuple[Config, float], seed: int) -> dict:
         r = two_stage_least_squares(sim.frame, outcome=OUTCOME, treatment=TREATMENT,
                                     instrument=INSTRUMENT, covariates=[ENGAGEMENT, CONTENT])
     msgs = [str(w.message) for w in caught if issubclass(w.category, WeakInstrumentWarning)]
+    ar = anderson_rubin(sim.frame, outcome=OUTCOME, treatment=TREATMENT, instrument=INSTRUMENT,
+                        covariates=[ENGAGEMENT, CONTENT])
+    cols = {k: v[0] for k, v in _ar_columns([ar]).items()}
     return r.tidy(f"Instrument strength {strength:g}", instrument_strength=strength,
-                  weak=r.weak, warning=msgs[0] if msgs else "")
+                  weak=r.weak, warning=msgs[0] if msgs else "", **cols,
+                  ar_covers_truth=bool(ar.contains(config.true_effect)))
 
 
 def _refute_facts(t: pd.DataFrame) -> dict:
@@ -379,6 +413,8 @@ def _checks(tables: dict[str, pd.DataFrame], truth: float) -> pd.DataFrame:
                               "real benchmark", iv["estimate"], iv["ci_lower"], iv["ci_upper"],
                               CARD_LITERATURE_IV, "quoted 2SLS return",
                               detail="close_college as the instrument; Mixtape controls"))
+    if "heterogeneous" in tables:
+        rows += het.checks(tables["heterogeneous"])
     return checks_frame(rows)
 
 

@@ -139,7 +139,7 @@ def run(config: Config, root: Path | None = None) -> StudyResult:
                                                        range(slates.size // 2, slates.size)],
                                       min_slates=30, kind="position"),
         "policies": parts.targeting(exp, X, total_model, seed=seed["learners"],
-                                    n_folds=config.n_folds),
+                                    n_folds=config.n_folds, click_model=model),
         "sensitivity": parts.sensitivity(
             {k: slates if k == config.slate_size else
              build_slates(data, slate_size=k, sessions=config.sessions, seed=seed["slates"],
