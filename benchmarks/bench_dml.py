@@ -16,6 +16,10 @@ Usage (from the project root)::
         everything else (features, PLR, AIPW, two-way SEs, segments, balance, model
         comparison on a 30k-row sample, Monte Carlo coverage) runs.
 
+    python benchmarks/bench_dml.py --peers [--rows 1000000] [--trees 100] [--workers 2] ...
+        Cross-fitting against the 2-process floor, DoubleML and EconML (each method in its
+        own process); see ``benchmarks/bench_peers.py``.
+
 Each invocation is one process, so its peak memory is its own: the resident-set
 high-water mark from ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (everything,
 including LightGBM's C++ allocations), next to ``tracemalloc``'s peak of
@@ -52,6 +56,11 @@ def peak_rss_gib() -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--peers" in argv:
+        from bench_peers import main as peers
+
+        return peers([a for a in argv if a != "--peers"])
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("size", choices=["small", "synthetic"])
     p.add_argument("--path", default=os.environ.get(

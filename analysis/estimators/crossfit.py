@@ -241,6 +241,7 @@ def cross_fit_all(nuisances: Sequence[Nuisance], X: np.ndarray,
                 _check_cell(nu, targets, cell, train)
                 tasks.append((i, r, c))
     shared = {"X": X, "targets": dict(targets), "folds": folds_list,
+              "cells": [[cell for cell, _, _ in sp] for sp in splits],
               "nuisances": list(nuisances)}
     preds = map_tasks(_fit_cell, tasks, seeds=[0] * len(tasks), shared=shared)
     out = {nu.name: np.full((len(folds_list), n), np.nan) for nu in nuisances}
@@ -254,7 +255,9 @@ def _fit_cell(task: tuple[int, int, int], seed: int, shared: dict) -> np.ndarray
     and predict that cell's held-out rows (the seed is unused: learners carry theirs)."""
     i, r, c = task
     nu = shared["nuisances"][i]
-    _, test, train = fold_splits(shared["folds"][r])[c]
+    f = np.asarray(shared["folds"][r])
+    eq = f.reshape(len(f), -1) == np.asarray(shared["cells"][r][c])  # as in fold_splits
+    test, train = eq.all(axis=1), (~eq).all(axis=1)
     if nu.where is not None:
         train = train & shared["targets"][nu.where]
     X, y = shared["X"], shared["targets"][nu.target]
