@@ -32,7 +32,6 @@ keeping one of two conflicting ratings would change the data silently.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,7 +39,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from analysis.data.common import DataRef, files_fingerprint
+from analysis.data.common import DataRef, data_env, files_fingerprint
 from analysis.errors import DataError
 
 Format = Literal["csv", "dat", "100k"]
@@ -210,7 +209,7 @@ def choose_movielens(source: Literal["auto", "real", "synthetic"], path: str = "
     """
     if source == "synthetic":
         return MovieLensChoice(None, "source = 'synthetic' in analysis.toml")
-    env = os.environ.get(MOVIELENS_ENV, "").strip()
+    env = data_env(MOVIELENS_ENV)
     if path:
         named = [(Path(path), "the study's 'path' in analysis.toml",
                   "fix 'path', or set it to \"\" to use the default search")]
