@@ -340,7 +340,8 @@ def _read_csv_movies(path: Path) -> pd.DataFrame:
     _check_header(path, list(raw.columns), CSV_MOVIE_COLUMNS)
     raw.columns = ["item", "title", "genres"]
     raw = _numeric(raw, path, ["item"], 1)
-    return _items_frame(raw["item"], raw["title"], raw["genres"], year=None)
+    return _items_frame(raw["item"], raw["title"], raw["genres"], year=None, path=path,
+                        header_lines=1)
 
 
 def _read_dat_ratings(path: Path) -> pd.DataFrame:
@@ -360,7 +361,8 @@ def _read_dat_movies(path: Path) -> pd.DataFrame:
     if parts.shape[1] != 3 or parts.isna().any().any():
         raise DataError(f"{path.name} rows must be MovieID::Title::Genres. {FIX}")
     raw = _numeric(parts.set_axis(["item", "title", "genres"], axis=1), path, ["item"], 0)
-    return _items_frame(raw["item"], raw["title"], raw["genres"], year=None)
+    return _items_frame(raw["item"], raw["title"], raw["genres"], year=None, path=path,
+                        header_lines=0)
 
 
 def _read_100k_ratings(path: Path) -> pd.DataFrame:
@@ -383,7 +385,7 @@ def _read_100k_items(path: Path) -> pd.DataFrame:
     genres = flags.astype(bool).dot(labels).str.rstrip("|")  # "Drama|Romance"
     year = pd.to_datetime(parts[2], format="%d-%b-%Y", errors="coerce").dt.year
     raw = _numeric(pd.DataFrame({"item": parts[0]}), path, ["item"], 0)
-    return _items_frame(raw["item"], parts[1], genres, year=year)
+    return _items_frame(raw["item"], parts[1], genres, year=year, path=path, header_lines=0)
 
 
 def _check_users_100k(ratings: pd.DataFrame, path: Path) -> None:
@@ -412,7 +414,10 @@ def _read_text(path: Path) -> str:
 
 
 def _items_frame(item: pd.Series, title: pd.Series, genres: pd.Series,
-                 year: pd.Series | None) -> pd.DataFrame:
+                 year: pd.Series | None, *, path: Path, header_lines: int) -> pd.DataFrame:
+    v = item.to_numpy(dtype=np.float64)
+    _first_bad(path, v != np.floor(v), header_lines, "movie id is not an integer", item,
+               "Movie ids are whole numbers in every GroupLens release. " + FIX)
     title = title.astype(str).str.strip()
     if year is None:
         year = pd.to_numeric(title.str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
