@@ -135,7 +135,7 @@ def _spy(calls):
 
 
 def test_a_failed_write_warns_and_keeps_the_result(project, monkeypatch):
-    def broken(self, study, key, result):
+    def broken(self, study, key, result, *, data):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(ResultCache, "put", broken)
     with pytest.warns(CacheWarning, match="No space left.*using it without caching"):
