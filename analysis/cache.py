@@ -8,6 +8,11 @@ leaves a half-written entry under a real name.  On read, anything unexpected
 (bad zip, wrong magic or key, checksum mismatch) raises :class:`CacheError`,
 and the runner recomputes.  No pickle is ever read, so a foreign file cannot
 run code.
+
+Every entry records the data it was computed on (name, source, fingerprint).  ``put``
+refuses a result computed on other data than the key names, and ``get`` refuses an entry
+whose data does not match the reference the reader resolved, so a result computed on a
+worker that saw other (or no) data can never be served as the named data's.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.data.common import DataRef
 from analysis.errors import CacheError
 from analysis.result import Diagnostic, Provenance, StudyResult, package_versions
 
 MAGIC = "analysis-study-result"
-FORMAT = 1
+FORMAT = 2
 CACHE_ENV = "ANALYSIS_CACHE_DIR"
 TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600
@@ -152,13 +158,20 @@ class ResultCache:
         """The entry file for ``key``."""
         return self.directory / f"{study}-{key[:32]}.zip"
 
-    def get(self, study: str, key: str) -> StudyResult | None:
+    def get(self, study: str, key: str, *, data: DataRef) -> StudyResult | None:
         """The cached result, or None if absent.
+
+        Parameters
+        ----------
+        study, key : str
+        data : DataRef
+            The data the reader resolved; the entry must have been computed on it.
 
         Raises
         ------
         CacheError
-            If an entry exists but is corrupt or belongs to another key.
+            If an entry exists but is corrupt, belongs to another key, or was computed on
+            other data than ``data``.
         """
         path = self.path(study, key)
         if not path.is_file():
@@ -168,13 +181,29 @@ class ResultCache:
                 members = {n: zf.read(n) for n in zf.namelist()}
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise CacheError(f"Cache entry {path.name} is not a readable zip: {exc}") from exc
-        return _decode(members, key, path.name)
+        raw_meta = members.get("meta.json", b"")
+        result = _decode(members, key, path.name)  # checks that meta.json is valid
+        stored = json.loads(raw_meta)["data"]
+        if stored != _data_meta(data):
+            raise CacheError(f"Cache entry {path.name} records other data ({stored}) than the "
+                             f"run named ({_data_meta(data)}); it is not used.")
+        _check_data(result, data, f"Cache entry {path.name}")
+        return result
 
-    def put(self, study: str, key: str, result: StudyResult) -> Path:
-        """Write ``result`` atomically under ``key`` and return the entry's path."""
+    def put(self, study: str, key: str, result: StudyResult, *, data: DataRef) -> Path:
+        """Write ``result`` atomically under ``key`` and return the entry's path.
+
+        Raises
+        ------
+        CacheError
+            If ``result`` was computed on other data than ``data`` (the data of the key):
+            nothing is written.
+        """
+        _check_data(result, data, f"{study}'s result")
         self.directory.mkdir(parents=True, exist_ok=True)
         members = _encode(result)
         meta = {"magic": MAGIC, "format": FORMAT, "key": key, "study": study,
+                "data": _data_meta(data),
                 "members": {n: _sha(b) for n, b in members.items()}}
         target = self.path(study, key)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=TMP_PREFIX, suffix=".zip")
@@ -182,8 +211,8 @@ class ResultCache:
             os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a shared cache needs more
             with os.fdopen(fd, "wb") as fh:
                 with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                    for name, data in members.items():
-                        zf.writestr(name, data)
+                    for name, blob in members.items():
+                        zf.writestr(name, blob)
                     zf.writestr("meta.json", json.dumps(meta, sort_keys=True))
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -196,6 +225,23 @@ class ResultCache:
     def discard(self, study: str, key: str) -> None:
         """Remove an entry if it exists."""
         self.path(study, key).unlink(missing_ok=True)
+
+
+def _data_meta(data: DataRef) -> dict[str, str]:
+    return {"name": data.name, "source": data.source, "fingerprint": data.fingerprint}
+
+
+def _check_data(result: StudyResult, data: DataRef, label: str) -> None:
+    """``result`` must have been computed on ``data`` (its provenance says on what)."""
+    prov = result.provenance
+    found = {"name": prov.dataset, "source": prov.source, "fingerprint": prov.fingerprint}
+    if found != _data_meta(data):
+        raise CacheError(
+            f"{label} was computed on {prov.dataset} ({prov.source}, fingerprint "
+            f"{prov.fingerprint[:12]}) but the run named {data.name} ({data.source}, "
+            f"fingerprint {data.fingerprint[:12]}"
+            + (f", at {data.path}" if data.path else "") + "); it is not used. Recompute "
+            "with every worker able to read the named data at the same path.")
 
 
 def _encode(result: StudyResult) -> dict[str, bytes]:
@@ -221,6 +267,8 @@ def _decode(members: dict[str, bytes], key: str, label: str) -> StudyResult:
         raise CacheError(f"Cache entry {label} was not written by this version of analysis.")
     if meta.get("key") != key:
         raise CacheError(f"Cache entry {label} belongs to another key (foreign entry).")
+    if not isinstance(meta.get("data"), dict):
+        raise CacheError(f"Cache entry {label} does not say which data it was computed on.")
     expected = meta.get("members", {})
     if set(expected) != set(members):
         raise CacheError(f"Cache entry {label} has missing or extra members.")

@@ -150,9 +150,23 @@ def use(settings: ParallelSettings) -> Iterator[ParallelSettings]:
 
 
 def task_seeds(seed: int, n: int) -> list[int]:
-    """One independent 32-bit seed per task, from the study seed and the task index."""
+    """One independent 32-bit seed per task, from the study seed and the task index.
+
+    Notes
+    -----
+    Task :math:`i` gets the first 32-bit word of the state of the :math:`i`-th child of
+    ``SeedSequence(seed).spawn(n)``; children of one sequence are independent streams,
+    unlike ``seed + i`` (whose streams overlap with those of the study seeded ``seed + 1``).
+    """
     children = np.random.SeedSequence(seed).spawn(n)
     return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in children]
+
+
+def common_seeds(seed: int, n: int) -> list[int]:
+    """One seed shared by ``n`` tasks that must draw the same random numbers (the same
+    folds for every method compared, the same simulated data at every grid point), spawned
+    from ``seed`` like any task seed: ``[task_seeds(seed, 1)[0]] * n``."""
+    return task_seeds(seed, 1) * n
 
 
 _NO_SHARED: Any = object()

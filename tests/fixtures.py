@@ -9,6 +9,9 @@ RATINGS = [(1, 10, 4.0, 964982703), (1, 20, 3.5, 964981247), (2, 10, 5.0, 964982
 MOVIES = [(10, "Toy Story (1995)", "Adventure|Animation|Children|Comedy|Fantasy"),
           (20, "Titanic (1997)", "Drama|Romance"),
           (30, "Untitled", "(no genres listed)")]
+RELEASE_100K = {10: "01-Jan-1995", 20: "01-Jan-1997", 30: ""}
+"""ml-100k's release dates of these movies (its u.item has "01-Jan-1997" for Titanic and an
+empty date for its one untitled movie); other movies get none."""
 
 
 def write_csv(folder: Path, ratings=RATINGS, movies=MOVIES) -> Path:
@@ -52,6 +55,6 @@ def write_100k(folder: Path, ratings=None, movies=MOVIES, users=None) -> Path:
         flags = ["1" if name in wanted else "0" for name in GENRES_100K]
         if not any(f == "1" for f in flags):
             flags[0] = "1"
-        lines.append("|".join([str(m), t, "01-Jan-1995", "", "http://x"] + flags))
+        lines.append("|".join([str(m), t, RELEASE_100K.get(m, ""), "", "http://x"] + flags))
     (folder / "u.item").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
     return folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 
@@ -12,6 +13,7 @@ import analysis.runner as runner
 from analysis.cache import ResultCache
 from analysis.codehash import code_fingerprint, dependencies
 from analysis.config import load_config
+from analysis.data.common import DataRef
 from analysis.errors import CacheError
 from analysis.runner import run_study
 from tests.conftest import ROOT
@@ -98,6 +100,12 @@ def test_code_fingerprint_tracks_exactly_the_imported_modules(tmp_path, monkeypa
     assert code_fingerprint("analysis.studies.data_overview") != before
 
 
+def _data(run):
+    """The data reference a run's result was computed on (from its provenance)."""
+    prov = run.result.provenance
+    return DataRef(prov.dataset, prov.source, prov.fingerprint)
+
+
 def _entry(cache):
     (path,) = cache.directory.glob(f"{STUDY}-*.zip")
     return path
@@ -123,7 +131,7 @@ def test_tampered_member_is_detected(cfg, cache):
         for n, b in members.items():
             zf.writestr(n, b)
     with pytest.raises(CacheError, match="checksum mismatch in facts.json"):
-        cache.get(STUDY, first.key)
+        cache.get(STUDY, first.key, data=_data(first))
     with pytest.warns(UserWarning, match="checksum mismatch"):
         assert not run_study(STUDY, config=cfg, cache=cache).cached
 
@@ -133,11 +141,11 @@ def test_foreign_entry_is_not_trusted(cfg, cache, tmp_path):
     foreign = "f" * 64
     shutil.copy(_entry(cache), cache.path(STUDY, foreign))
     with pytest.raises(CacheError, match="belongs to another key"):
-        cache.get(STUDY, foreign)
+        cache.get(STUDY, foreign, data=_data(first))
     cache.path(STUDY, foreign).write_text("not a zip at all")
     with pytest.raises(CacheError, match="not a readable zip"):
-        cache.get(STUDY, foreign)
-    assert cache.get(STUDY, first.key) is not None
+        cache.get(STUDY, foreign, data=_data(first))
+    assert cache.get(STUDY, first.key, data=_data(first)) is not None
 
 
 def test_crash_mid_write_leaves_no_entry(cfg, cache, monkeypatch):
@@ -149,8 +157,8 @@ def test_crash_mid_write_leaves_no_entry(cfg, cache, monkeypatch):
 
     monkeypatch.setattr(zipfile.ZipFile, "writestr", boom)
     with pytest.raises(KeyboardInterrupt):
-        cache.put(STUDY, run.key, run.result)
-    assert cache.get(STUDY, run.key) is None
+        cache.put(STUDY, run.key, run.result, data=_data(run))
+    assert cache.get(STUDY, run.key, data=_data(run)) is None
     assert list(cache.directory.iterdir()) == []  # no temp file left behind
 
 
@@ -158,3 +166,37 @@ def test_profile_changes_the_key(cache):
     cfg_default = load_config(ROOT / "analysis.toml", profile="default")
     cfg_quick = load_config(ROOT / "analysis.toml", profile="quick")
     assert runner.study_key(STUDY, cfg_default) != runner.study_key(STUDY, cfg_quick)
+
+
+def test_put_refuses_a_result_of_other_data(cfg, cache):
+    """The cache stores a result only under the key of the data it was computed on: a
+    worker that simulated while the run named real data cannot poison the cache."""
+    run = run_study(STUDY, config=cfg, cache=cache)
+    cache.discard(STUDY, run.key)
+    named = DataRef("ml-latest-small", "real", "a" * 64)
+    with pytest.raises(CacheError, match="was computed on synthetic-movielens.*"
+                                         "but the run named ml-latest-small.*every worker"):
+        cache.put(STUDY, run.key, run.result, data=named)
+    assert list(cache.directory.glob("*.zip")) == []
+
+
+def test_get_checks_the_data_of_the_entry(cfg, cache):
+    """A read names the data it resolved; an entry of other data is refused, and the
+    runner recomputes (an entry written before this check was added is refused too)."""
+    run = run_study(STUDY, config=cfg, cache=cache)
+    named = DataRef("ml-latest-small", "real", "a" * 64)
+    with pytest.raises(CacheError, match="records other data"):
+        cache.get(STUDY, run.key, data=named)
+    path = _entry(cache)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    meta = json.loads(members["meta.json"])
+    del meta["data"]
+    members["meta.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, b in members.items():
+            zf.writestr(n, b)
+    with pytest.raises(CacheError, match="does not say which data"):
+        cache.get(STUDY, run.key, data=_data(run))
+    with pytest.warns(UserWarning, match="does not say which data.*Recomputing"):
+        assert not run_study(STUDY, config=cfg, cache=cache).cached

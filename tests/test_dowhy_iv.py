@@ -74,15 +74,32 @@ def test_bad_inputs():
         two_stage_least_squares(df.assign(z=1.0), outcome="y", treatment="t", instrument="z")
 
 
-def test_card_reproduces_the_literature():
-    """Card via close_college: OLS about 0.071, 2SLS about 0.124 (literature: ~0.072, ~0.126)."""
+CARD_1995 = {"ols": 0.0747, "iv": 0.132, "iv_se": 0.055}
+"""Card (1995), "Using Geographic Variation in College Proximity to Estimate the Return to
+Schooling": OLS return to a year of schooling 0.0747 (his SAS output read1.lst, Table 2
+column 1, N = 3010, quoted by the replication at huhuaping.com/course/course-emiii/
+04-topics/rep-card1993), 2SLS with ``nearc4`` 0.132 (Table 3; "13.2%, while the OLS
+estimate is 7.5%" in the BUEC 333 lab that replicates it) with a standard error of
+about 0.055.  The book's specification has fewer controls (no region or 1966 SMSA
+dummies), so the check allows the published sampling error, not the last digit."""
+
+
+def test_card_agrees_with_the_literature_within_its_standard_errors():
+    """The book's OLS lies within two of its standard errors of Card's 0.0747 and its 2SLS
+    within one published SE (0.055) of Card's 0.132, whose value its 95% interval covers;
+    the instrument is not weak and 2SLS exceeds OLS, Card's finding.  (Replaces
+    ``approx(0.0712, abs=0.001)`` and ``approx(0.1242, abs=0.001)``, copied from output.)"""
     from analysis.causal.realdata import card_check
 
-    f = card_check().facts
-    assert f["card_ols"] == pytest.approx(0.0712, abs=0.001)
-    assert f["card_iv"] == pytest.approx(0.1242, abs=0.001)
-    assert abs(f["card_iv"] - 0.126) < 0.01 and abs(f["card_ols"] - 0.072) < 0.005
-    assert 15 < f["card_first_stage_f"] < 17
+    check = card_check()
+    f = check.facts
+    ols_se = check.tables["card"].set_index("term").loc["OLS (Mixtape controls)", "std_error"]
+    assert abs(f["card_ols"] - CARD_1995["ols"]) <= 2 * ols_se
+    assert abs(f["card_iv"] - CARD_1995["iv"]) <= CARD_1995["iv_se"]
+    assert f["card_iv_lower"] <= CARD_1995["iv"] <= f["card_iv_upper"]
+    assert f["card_iv"] > f["card_ols"]
+    assert f["card_first_stage_f"] > 10 and f["card_first_stage_coef"] > 0
+    assert not f["card_weak"]
 
 
 # ------------------------------------------------------------------ Anderson-Rubin sets

@@ -27,7 +27,9 @@ def test_each_format_loads_into_canonical_schema(tmp_path, fmt):
     assert items.loc[20, "genres"] == "Drama|Romance"
     assert items.loc[10, "genres"] == "Adventure|Animation|Children|Comedy|Fantasy"
     assert items.loc[30, "genres"] == ""
-    assert items.loc[20, "year"] == (1995 if fmt == "100k" else 1997)
+    assert items.loc[20, "year"] == 1997  # from the title, or ml-100k's release date
+    assert items.loc[10, "year"] == 1995
+    assert pd.isna(items.loc[30, "year"])  # no year in the title, no release date
     assert data.source == "real" and len(data.fingerprint) == 64
 
 
@@ -151,3 +153,74 @@ def test_resolve_auto_real_synthetic(tmp_path, monkeypatch):
     env = write_dat(tmp_path / "elsewhere" / "ml-1m")
     monkeypatch.setenv("ANALYSIS_MOVIELENS_DIR", str(env))
     assert resolve_movielens("real", "", tmp_path) == env
+
+
+# ------------------------------------------------ rejections, each with its fix (issue 19)
+REDOWNLOAD = r"Re-download the dataset with `python -m analysis data fetch <name>`"
+
+
+@pytest.mark.parametrize("fmt", list(WRITERS))
+def test_a_timestamp_in_the_future_is_rejected(tmp_path, fmt):
+    future = 4102444800  # 2100-01-01
+    ratings = [*RATINGS[:-1], (3, 20, 2.0, future)]
+    if fmt == "100k":
+        ratings = [(u, i, int(max(1, r)), t) for u, i, r, t in ratings]
+    folder = WRITERS[fmt](tmp_path / "ml", ratings=ratings)
+    name = {"csv": "ratings.csv", "dat": "ratings.dat", "100k": "u.data"}[fmt]
+    line = 6 if fmt == "csv" else 5
+    with pytest.raises(DataError, match=rf"{name} line {line}: timestamp is in the future "
+                                        rf"\(4\.10244e\+09; 1 such rows\)\. {REDOWNLOAD}"):
+        load_movielens(folder)
+
+
+@pytest.mark.parametrize("fmt", list(WRITERS))
+def test_a_movie_id_that_is_not_an_integer_is_rejected(tmp_path, fmt):
+    """A fractional id in the movies file used to be truncated silently (20.5 became 20)."""
+    movies = [*MOVIES, (20.5, "Half a movie (1999)", "Drama")]
+    folder = WRITERS[fmt](tmp_path / "ml", movies=movies)
+    name = {"csv": "movies.csv", "dat": "movies.dat", "100k": "u.item"}[fmt]
+    line = 5 if fmt == "csv" else 4
+    with pytest.raises(DataError, match=rf"{name} line {line}: movie id is not an integer "
+                                        rf"\(20\.5; 1 such rows\)\. Movie ids are whole "
+                                        rf"numbers in every GroupLens release\. {REDOWNLOAD}"):
+        load_movielens(folder)
+
+
+def test_a_fractional_movie_id_in_the_ratings_is_rejected(tmp_path):
+    folder = write_dat(tmp_path / "ml", ratings=[*RATINGS, (4, 10, 3.0, 964982931)])
+    (folder / "ratings.dat").write_text((folder / "ratings.dat").read_text()
+                                        .replace("4::10::3", "4::10.5::3"))
+    with pytest.raises(DataError, match=r"ratings.dat line 6: item is not an integer \(10\.5.*"
+                                        rf"whole numbers in every GroupLens release\. "
+                                        rf"{REDOWNLOAD}"):
+        load_movielens(folder)
+
+
+def test_dat_rejections_name_the_fix(tmp_path):
+    folder = write_dat(tmp_path / "ml")
+    (folder / "ratings.dat").write_text("1::10::4\n")
+    with pytest.raises(DataError, match=r"ratings.dat is not '::'-separated with 4 fields "
+                                        rf"\(UserID::MovieID::Rating::Timestamp\)\. {REDOWNLOAD}"):
+        load_movielens(folder)
+    folder = write_dat(tmp_path / "ml2")
+    (folder / "movies.dat").write_text("10|Toy Story (1995)|Comedy\n")
+    with pytest.raises(DataError, match=rf"movies.dat rows must be MovieID::Title::Genres\. "
+                                        rf"{REDOWNLOAD}"):
+        load_movielens(folder)
+
+
+def test_u_data_rejections_name_the_fix(tmp_path):
+    folder = write_100k(tmp_path / "ml")
+    (folder / "u.data").write_text("1,10,4,964982703\n")
+    with pytest.raises(DataError, match=r"u.data has 1 tab-separated columns; expected 4 "
+                                        rf"\(user, item, rating, timestamp\)\. {REDOWNLOAD}"):
+        load_movielens(folder)
+    folder = write_100k(tmp_path / "ml2")
+    (folder / "u.user").unlink()
+    with pytest.raises(DataError, match=r"u.user is missing; ml-100k lists its users there "
+                                        rf"and ratings are checked against it\. {REDOWNLOAD}"):
+        load_movielens(folder)
+    folder = write_100k(tmp_path / "ml3", users=[1, 2])
+    with pytest.raises(DataError, match=rf"u.data: 1 ratings are by users missing from .*"
+                                        rf"{REDOWNLOAD}"):
+        load_movielens(folder)

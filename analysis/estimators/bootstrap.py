@@ -72,8 +72,8 @@ class ClusterBootstrap:
         """``fn((weights_block, data), seed)`` for blocks of :data:`BLOCK` replicates, as
         tasks of :func:`~analysis.parallel.map_tasks`; the blocks' rows stacked (B, ...)."""
         blocks = chunks(self.n_boot, BLOCK)
-        parts = map_tasks(fn, [(self.weights[lo:hi], data) for lo, hi in blocks],
-                          seeds=[0] * len(blocks))
+        # the weights carry every draw; the spawned task seeds go unused
+        parts = map_tasks(fn, [(self.weights[lo:hi], data) for lo, hi in blocks], seed=0)
         return np.concatenate(parts, axis=0)
 
     def sums(self, values: np.ndarray) -> np.ndarray:

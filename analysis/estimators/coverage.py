@@ -88,7 +88,8 @@ def coverage_simulation(n_reps: int = 200, *, n_clusters: int = 200, cluster_siz
     level : float
         Confidence level of the intervals.
     seed : int
-        Replication ``r`` uses ``seed + r``.
+        The simulation's seed; replication ``r`` gets ``task_seeds(seed, n_reps)[r]``
+        (:class:`numpy.random.SeedSequence` ``spawn``, as every task of the book).
 
     Returns
     -------
@@ -98,8 +99,7 @@ def coverage_simulation(n_reps: int = 200, *, n_clusters: int = 200, cluster_siz
     """
     crit = float(stats.norm.ppf(0.5 + level / 2))
     design = (n_clusters, cluster_size, theta, n_folds)
-    rows = map_tasks(coverage_replication, [design] * n_reps,
-                     seeds=[seed + r for r in range(n_reps)])
+    rows = map_tasks(coverage_replication, [design] * n_reps, seed=seed)
     out = pd.DataFrame(rows, columns=["estimate", "se", "se_iid"])
     out["covered"] = (out["estimate"] - theta).abs() <= crit * out["se"]
     out["covered_iid"] = (out["estimate"] - theta).abs() <= crit * out["se_iid"]
