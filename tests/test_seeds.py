@@ -31,9 +31,10 @@ def test_coverage_replications_get_spawned_seeds(monkeypatch):
     seen: list[int] = []
     run_task = parallel.run_task
 
-    def record(fn, item, seed):
-        seen.append(seed)
-        return run_task(fn, item, seed)
+    def record(fn, item, seed, *shared):
+        if not parallel._IN_TASK.get():  # the replications, not the fits inside them
+            seen.append(seed)
+        return run_task(fn, item, seed, *shared)
 
     monkeypatch.setattr(parallel, "run_task", record)
     coverage_simulation(3, n_clusters=20, cluster_size=5, seed=11)

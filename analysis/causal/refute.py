@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.causal.pipeline import DoWhyPipeline, quiet_dowhy
-from analysis.parallel import map_tasks
+from analysis.parallel import common_seeds, map_tasks
 
 P_MIN = 0.05
 """A refuter fails when DoWhy's p-value falls below this."""
@@ -72,7 +72,7 @@ def refutation_table(pipe: DoWhyPipeline, estimate, *, settings: RefuterSettings
                                                      else [])
     # one task per refuter (each seeds DoWhy's global generator with the pipeline's seed)
     rows = map_tasks(_refuter_task, [(name, pipe, estimate, settings, unit) for name in names],
-                     seeds=[pipe.seed % 2**32] * len(names))
+                     seeds=common_seeds(pipe.seed, len(names)))
     return pd.DataFrame(rows)
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from analysis.errors import EstimationError
-from analysis.parallel import map_tasks
+from analysis.parallel import common_seeds, map_tasks
 
 Method = Literal["predict", "predict_proba"]
 
@@ -243,7 +243,7 @@ def cross_fit_all(nuisances: Sequence[Nuisance], X: np.ndarray,
     shared = {"X": X, "targets": dict(targets), "folds": folds_list,
               "cells": [[cell for cell, _, _ in sp] for sp in splits],
               "nuisances": list(nuisances)}
-    preds = map_tasks(_fit_cell, tasks, seeds=[0] * len(tasks), shared=shared)
+    preds = map_tasks(_fit_cell, tasks, seeds=common_seeds(0, len(tasks)), shared=shared)
     out = {nu.name: np.full((len(folds_list), n), np.nan) for nu in nuisances}
     for (i, r, c), pred in zip(tasks, preds, strict=True):
         out[nuisances[i].name][r, splits[r][c][1]] = pred

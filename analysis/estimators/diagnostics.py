@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
-from analysis.parallel import map_tasks
+from analysis.parallel import common_seeds, map_tasks
 
 
 def ipw_weights(d: np.ndarray, m_hat: np.ndarray, trim: float = 0.01) -> np.ndarray:
@@ -77,7 +77,7 @@ def compare_learners(learners: Mapping[str, object], X: np.ndarray, y: np.ndarra
     names = list(learners)
     tasks = [(i, j) for i in range(len(names)) for j in range(len(fits))]
     shared = {"X": X, "y": y, "fits": fits, "learners": [learners[k] for k in names]}
-    preds = dict(zip(tasks, map_tasks(_fit_predict, tasks, seeds=[0] * len(tasks),
+    preds = dict(zip(tasks, map_tasks(_fit_predict, tasks, seeds=common_seeds(0, len(tasks)),
                                       shared=shared), strict=True))
     rows = []
     for i, name in enumerate(names):

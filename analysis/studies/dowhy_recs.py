@@ -44,7 +44,7 @@ from analysis.data.music import (
     variable_table,
 )
 from analysis.errors import WeakInstrumentWarning
-from analysis.parallel import map_tasks
+from analysis.parallel import common_seeds, map_tasks
 from analysis.result import (
     StudyResult,
     check_row,
@@ -292,7 +292,7 @@ def _ar_columns(sets: list[ARConfidenceSet]) -> dict[str, list]:
 def _weak_demo(config: Config) -> pd.DataFrame:
     """What happens to 2SLS as the instrument weakens (warnings kept in the table)."""
     items = [(config, strength) for strength in WEAK_DEMO_STRENGTHS]
-    rows = map_tasks(_weak_point, items, seeds=[config.seed + 1] * len(items))
+    rows = map_tasks(_weak_point, items, seeds=common_seeds(config.seed, len(items)))
     return tidy_frame(rows)
 
 
