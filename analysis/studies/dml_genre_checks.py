@@ -77,9 +77,8 @@ def sensitivity(models: dict[str, object], X: pd.DataFrame, y: np.ndarray, d: np
         row["scenario"] = f"as strong as {b.benchmark}"
         rows.append(row)
     table = pd.concat(rows, ignore_index=True)
-    top = max(0.15, float(np.ceil(20 * max(bench["cf_y"].max(), bench["cf_d"].max(),
-                                           float(table["rv"].max()))) / 20) + 0.05)
-    top = min(top, 0.6)
+    rv = float(table.loc[table["term"] == "aipw", "rv"].iloc[0])
+    top = float(np.clip(np.ceil(60 * rv) / 20, 0.1, 0.5))  # about three times the RV
     grid = sensitivity_grid(aipw, max_cf=(top, top), size=grid_size, with_ci=False)
     return {"sensitivity": table, "sensitivity_benchmarks": bench, "sensitivity_grid": grid}
 
