@@ -210,13 +210,14 @@ def tbl_report_vs_ours(result: StudyResult) -> Markdown:
     rows = [
         ("Data", q["sample"], f"{f['n_ratings']:,} ratings of {f['dataset']} (all of them)"),
         ("Treatment prevalence", f"{q['prevalence']:.1%}", f"{f['prevalence']:.1%}"),
-        ("Features", f"{q['features']} (including leaky statistics)",
+        ("Features", f"{q['features']}",
          f"{f['n_features']} from prior history; {f['n_justified']} in the adjustment set"),
-        ("Cross-fitting", f"{q['folds']} folds", f"{f['n_folds']} folds, by user, "
-                                                  f"repeated {f['n_rep']} time(s)"),
+        ("Cross-fitting", f"{q['folds']} folds",
+         f"{f['n_folds']} folds by user × {f['n_folds']} by movie (multiway), "
+         f"repeated {f['n_rep']} time(s)"),
         ("Effect estimate", effect(q["ate"], 4),
          f"{effect(f['aipw'], 4)} (AIPW), {effect(f['plr'], 4)} (PLR)"),
-        ("Standard error", f"{q['se']:.4f} (independent ratings)",
+        ("Standard error", f"{q['se']:.4f}",
          f"{f['aipw_se']:.4f} (AIPW, clustered by user and movie)"),
         ("95% interval", ci(*q["ci"], 4), ci(f["aipw_lo"], f["aipw_hi"], 4)),
         ("p-value", f"{q['p']:.3f}", fmt_pvalue(f["aipw_p"])),
@@ -318,6 +319,91 @@ def tbl_sets(result: StudyResult) -> Markdown:
     return md_table(t[["label", "nodes", "valid", "reason"]],
                     rename={"label": "Control set", "nodes": "Nodes adjusted for",
                             "valid": "Back-door valid", "reason": "Why"})
+
+
+def tbl_headline_coverage(result: StudyResult) -> Markdown:
+    """Monte Carlo coverage of the headline pipeline (AIPW, LightGBM, multiway, two-way)."""
+    f = result.facts
+    rows = [("AIPW, clustered by user and movie (headline)", f["hl_coverage"], f["hl_mc_se"]),
+            ("AIPW, clustered by user only", f["hl_coverage_user"], f["hl_mc_se"])]
+    t = pd.DataFrame(rows, columns=["interval", "coverage", "mc_se"])
+    t["reps"] = f["hl_reps"]
+    t["mean_se"], t["sd"] = f["hl_mean_se"], f["hl_sd"]
+    t.loc[1, ["mean_se"]] = float(result.table("headline_coverage_reps")["se_user"].mean())
+    return md_table(t, digits={"mc_se": 3, "mean_se": 4, "sd": 4}, percent=["coverage"],
+                    rename={"interval": "Interval", "coverage": "Coverage (nominal 95%)",
+                            "mc_se": "Monte Carlo SE", "reps": "Replications",
+                            "mean_se": "Mean SE", "sd": "SD of estimates"})
+
+
+def tbl_sensitivity(result: StudyResult) -> Markdown:
+    """Bounds under an omitted confounder of given strength, with robustness values."""
+    t = result.table("sensitivity").copy()
+    t["term"] = t["term"].map(TERM_LABEL)
+    t["bounds"] = [_ci(lo, hi) for lo, hi in zip(t["theta_lower"], t["theta_upper"],
+                                                  strict=True)]
+    t["ci"] = [_ci(lo, hi) for lo, hi in zip(t["ci_bound_lower"], t["ci_bound_upper"],
+                                              strict=True)]
+    t["rv"], t["rva"] = 100 * t["rv"], 100 * t["rva"]
+    return md_table(t[["term", "scenario", "cf_y", "cf_d", "estimate", "bounds", "ci", "rv",
+                       "rva"]],
+                    digits={"cf_y": 3, "cf_d": 3, "estimate": 4, "rv": 1, "rva": 1},
+                    rename={"term": "Estimator", "scenario": "Confounder",
+                            "cf_y": "cf_y", "cf_d": "cf_d", "estimate": "Estimate",
+                            "bounds": "Bounds on the effect",
+                            "ci": "One-sided 95% confidence bounds", "rv": "RV (%)",
+                            "rva": "RVa (%)"})
+
+
+def tbl_sensitivity_benchmarks(result: StudyResult) -> Markdown:
+    """How strong the left-out observed covariate groups are, as cf_y, cf_d and rho."""
+    t = result.table("sensitivity_benchmarks")
+    return md_table(t, digits={"cf_y": 4, "cf_d": 4, "rho": 2, "delta_theta": 4},
+                    rename={"benchmark": "Left out", "cf_y": "cf_y", "cf_d": "cf_d",
+                            "rho": "rho", "delta_theta": "Change in estimate"})
+
+
+def fig_sensitivity(result: StudyResult) -> Figure:
+    """Contours of the AIPW bound nearest zero over the confounder strengths cf_d, cf_y."""
+    g = result.table("sensitivity_grid")
+    f = result.facts
+    side = "theta_lower" if f["aipw"] > 0 else "theta_upper"
+    cd, cy = np.sort(g["cf_d"].unique()), np.sort(g["cf_y"].unique())
+    z = g.pivot(index="cf_y", columns="cf_d", values=side).loc[cy, cd].to_numpy()
+    fig, ax = new_figure(height=4.2)
+    filled = ax.contourf(cd, cy, z, levels=14, cmap="RdBu_r",
+                         norm=_centred(z))
+    lines = ax.contour(cd, cy, z, levels=8, colors=PALETTE["grey"], linewidths=0.6)
+    ax.clabel(lines, fontsize=7, fmt=lambda v: f"{v:.2f}")
+    if np.nanmin(z) < 0 < np.nanmax(z):
+        ax.contour(cd, cy, z, levels=[0.0], colors="black", linewidths=2.0)
+    fig.colorbar(filled, ax=ax, label=f"{'Lower' if side == 'theta_lower' else 'Upper'} "
+                 "bound on the effect (stars)")
+    rv = f["sens_rv"]
+    if 0 < rv <= cd.max():
+        ax.plot([rv], [rv], "o", color=PALETTE["orange"], ms=7,
+                label=f"RV = {100 * rv:.1f}%: bound reaches 0")
+    for b in result.table("sensitivity_benchmarks").itertuples():
+        if b.cf_d > cd.max() or b.cf_y > cy.max():
+            continue  # off the grid: the bounds table gives it
+        ax.plot([b.cf_d], [b.cf_y], "D", color=PALETTE["green"], ms=6)
+        ax.annotate(f"as strong as {b.benchmark}", (b.cf_d, b.cf_y),
+                    textcoords="offset points", xytext=(6, 6), ha="left", fontsize=8)
+    ax.set_xlabel("cf_d: gain in explaining the treatment (Riesz representer)")
+    ax.set_ylabel("cf_y: share of residual rating variation explained")
+    ax.set_title("How strong an omitted confounder would have to be (AIPW, rho = 1)")
+    if 0 < rv <= cd.max():
+        ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def _centred(z: np.ndarray) -> object:
+    from matplotlib.colors import TwoSlopeNorm
+
+    lo, hi = float(np.nanmin(z)), float(np.nanmax(z))
+    if lo < 0 < hi:
+        return TwoSlopeNorm(vcenter=0.0, vmin=lo, vmax=hi)
+    return None
 
 
 def _ci(lo: float, hi: float) -> str:

@@ -36,6 +36,7 @@ from analysis.features.movielens import (
     treatment,
 )
 from analysis.result import StudyResult, tidy_frame, tidy_row
+from analysis.studies import dml_genre_checks as checks
 from analysis.studies import dml_genre_parts as parts
 from analysis.studies.base import Timer, make_result
 from analysis.studies.movielens import (
@@ -77,6 +78,12 @@ class Config(MovieLensConfig):
         Rows sampled for the model-comparison table (the estimates use all rows).
     coverage_reps, coverage_clusters : int
         Monte Carlo replications and clusters of the coverage check.
+    headline_reps, headline_users, headline_movies, headline_ratings : int
+        Monte Carlo replications and design size of the coverage check of the headline
+        pipeline itself (AIPW, LightGBM, multiway folds, two-way clustering).
+    report_sample : int
+        Ratings in the source report's sample (the SE ratios are also computed on a
+        random sample of this size).
     compare_control_sets : bool
         Also fit the report-style and all-features control sets (doubles the work;
         the benchmark on 20 million ratings turns it off).
@@ -93,6 +100,11 @@ class Config(MovieLensConfig):
     coverage_reps: int = positive(400)
     coverage_clusters: int = at_least(200, 20, "cluster-robust errors need 20 clusters")
     compare_control_sets: bool = True
+    headline_reps: int = positive(100)
+    headline_users: int = at_least(400, 20, "two-way clustering needs 20 users")
+    headline_movies: int = at_least(300, 20, "two-way clustering needs 20 movies")
+    headline_ratings: int = positive(6000)
+    report_sample: int = positive(50_000)
 
     def check(self) -> None:
         """Every cross-fitting fold needs users: at least four per fold."""
@@ -148,11 +160,17 @@ def analyse(data: MovieLensData, config: Config, ref: DataRef,
     user, movie = r["user"].to_numpy(), r["item"].to_numpy()
     effects = data.truth.get("effects")
 
-    plr = _model(PartiallyLinearDML, config).fit(Xj, y, d, clusters=user)
-    irm = _model(AIPW, config).fit(Xj, y, d, clusters=user)
+    two = np.column_stack([user, movie])  # multiway cross-fitting, two-way variance
+    plr = _model(PartiallyLinearDML, config).fit(Xj, y, d, clusters=two)
+    irm = _model(AIPW, config).fit(Xj, y, d, clusters=two)
     estimates = _estimates(Xj, y, d, user, movie, plr, irm)
     adjustment = _adjustment(config, X_all, r, items, y, d, user, movie, estimates)
-    segments = _segments(irm, X_all, r, movie, effects)
+    segments = _segments(irm, X_all, effects)
+    sens = checks.sensitivity({"plr": plr, "aipw": irm}, Xj, y, d, two, user, movie)
+    headline_cov = checks.headline_coverage(
+        config.headline_reps, n_users=config.headline_users, n_movies=config.headline_movies,
+        n_ratings=config.headline_ratings, n_folds=config.n_folds,
+        n_estimators=config.n_estimators, seed=config.seed)
     m_hat = irm.nuisance_["m_hat"].mean(axis=0)
     coverage = coverage_simulation(config.coverage_reps, n_clusters=config.coverage_clusters,
                                    n_folds=config.n_folds, seed=config.seed)
@@ -173,8 +191,20 @@ def analyse(data: MovieLensData, config: Config, ref: DataRef,
         "graph_nodes": parts.graph_nodes(graph),
         "graph_edges": parts.graph_edges(graph),
         "adjustment_sets": parts.adjustment_sets(graph),
+        "report_sample_ses": _sample_ses(plr, irm, user, movie, config),
+        "headline_coverage_reps": headline_cov,
+        **sens,
     }
     facts = _facts(config, data.truth, tables, r, d, irm)
+    facts.update(checks.sensitivity_facts(tables))
+    facts.update(checks.headline_coverage_facts(headline_cov))
+    sample = tables["report_sample_ses"].set_index("term")
+    facts.update({"heavy_prior_median": float(np.expm1(np.median(X_all["user_n_prior"]))),
+                  "sample_rows": int(sample.loc["plr", "rows"]),
+                  "sample_users": int(sample.loc["plr", "users"]),
+                  "sample_ratio_user_plr": float(sample.loc["plr", "ratio_user"]),
+                  "sample_ratio_twoway_plr": float(sample.loc["plr", "ratio_twoway"]),
+                  "report_sample": config.report_sample})
     tables["limitations"] = parts.limitations(facts)
     tables["checks"] = parts.known_answer_checks(tables, facts)
     tables["headline"] = parts.headline(facts)
@@ -236,10 +266,38 @@ def _standard_errors(estimates: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _sample_ses(plr: PartiallyLinearDML, irm: AIPW, user: np.ndarray, movie: np.ndarray,
+                config: Config) -> pd.DataFrame:
+    """SE ratios (clustered / iid) on a random sample of the report's size (no refit).
+
+    The fitted scores of the first repetition are restricted to ``report_sample``
+    random ratings (all, when there are fewer), the estimate re-solved there, and its
+    iid, user-clustered and two-way standard errors compared.
+    """
+    n = len(user)
+    rng = np.random.default_rng(config.seed + 7)
+    keep = np.sort(rng.choice(n, config.report_sample, replace=False)) \
+        if n > config.report_sample else np.arange(n)
+    rows = []
+    for term, m in (("plr", plr), ("aipw", irm)):
+        a, b = m.psi_a_[0][keep], m.psi_b_[0][keep]
+        theta = solve_score(a, b).theta
+        iid = score_se(a, b, theta)
+        rows.append({"term": term, "rows": len(keep), "users": len(np.unique(user[keep])),
+                     "ratio_user": score_se(a, b, theta, user[keep]) / iid,
+                     "ratio_twoway": score_se(a, b, theta, user[keep], movie[keep]) / iid})
+    return pd.DataFrame(rows)
+
+
 def _adjustment(config: Config, X_all: pd.DataFrame, r: pd.DataFrame, items: pd.DataFrame,
                 y: np.ndarray, d: np.ndarray, user: np.ndarray, movie: np.ndarray,
                 estimates: pd.DataFrame) -> pd.DataFrame:
-    """PLR and AIPW under the report-style, the all-features and the justified sets."""
+    """PLR and AIPW under the report-style, the all-features and the justified sets.
+
+    The comparison sets are cross-fitted with folds by user only (one repetition; three
+    fits per nuisance instead of the nine cells of multiway folds) and their standard
+    errors clustered by user and movie; the justified rows are the headline estimates.
+    """
     sets = [("report", "Report-style controls (leaky; flagged)", report_style_features),
             ("all", "All 35 prior-history features (adds movie statistics)",
              lambda *_: X_all)]
@@ -270,12 +328,16 @@ def _short(exc: Exception) -> str:
     return "Not estimable: " + str(exc).split(":", 1)[1].split(",")[0].strip() + "."
 
 
-def _segment_masks(X_all: pd.DataFrame, r: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Boolean segment membership per rating, from pre-treatment information only."""
-    per_user = r.groupby("user")["item"].transform("size").to_numpy()
-    user_totals = r.groupby("user").size()
+def _segment_masks(X_all: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean segment membership per rating, from information before the rating only.
+
+    "Heavy" compares the user's number of *earlier* ratings (``user_n_prior``, a
+    monotone transform of that count) with its median over all ratings, so no later
+    rating decides a rating's segment.
+    """
+    prior = X_all["user_n_prior"].to_numpy()
     return {
-        "heavy": per_user >= user_totals.median(),
+        "heavy": prior >= np.median(prior),
         "positive": X_all["user_prior_mean"].to_numpy()
         >= np.median(X_all["user_prior_mean"]),
         "experienced": X_all["user_experience_years"].to_numpy() >= 30 / 365.25,
@@ -283,15 +345,14 @@ def _segment_masks(X_all: pd.DataFrame, r: pd.DataFrame) -> dict[str, np.ndarray
     }
 
 
-def _segments(irm: AIPW, X_all: pd.DataFrame, r: pd.DataFrame, movie: np.ndarray,
-              effects: np.ndarray | None) -> pd.DataFrame:
+def _segments(irm: AIPW, X_all: pd.DataFrame, effects: np.ndarray | None) -> pd.DataFrame:
     """Group ATEs (AIPW pseudo-outcome means) for the four segments, and their differences."""
     frames = []
-    for key, mask in _segment_masks(X_all, r).items():
+    for key, mask in _segment_masks(X_all).items():
         title, lo, hi = SEGMENTS[key]
         if mask.all() or not mask.any():
             continue
-        t = irm.group_ate(mask, [lo, hi], second=movie)
+        t = irm.group_ate(mask, [lo, hi])  # two-way: the fit's user and movie clusters
         t["segment"], t["segment_key"], t["kind"] = title, key, ["group", "group", "difference"]
         if effects is not None:
             g = [effects[~mask].mean(), effects[mask].mean()]

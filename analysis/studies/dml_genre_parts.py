@@ -196,7 +196,8 @@ def known_answer_checks(tables: Mapping[str, pd.DataFrame],
                         facts: Mapping[str, object]) -> pd.DataFrame:
     """Every known-answer check of the chapter, in the fixed ``checks`` columns.
 
-    The Monte Carlo coverage of both interval types always; on synthetic data also
+    The Monte Carlo coverage of both interval types and of the headline pipeline
+    always; on synthetic data also
     the planted ATE against each estimate and every segment's true effect.
     """
     reps = tables["coverage_reps"]
@@ -205,6 +206,12 @@ def known_answer_checks(tables: Mapping[str, pd.DataFrame],
             coverage_check("DML-PLR, interval assuming independent ratings", reps["covered_iid"],
                            role="counterexample",
                            detail=f"{len(reps)} replications; ratings of a user are dependent")]
+    if "headline_coverage_reps" in tables:
+        hl = tables["headline_coverage_reps"]
+        rows.append(coverage_check(
+            "Headline pipeline: AIPW with LightGBM, multiway folds, 95% interval clustered by "
+            "user and movie", hl["covered"],
+            detail=f"{len(hl)} replications of a two-way clustered ratings design"))
     truth = facts.get("truth_ate")
     if truth is not None:
         est = tables["estimates"].set_index("term")
