@@ -96,7 +96,7 @@ class CrossFittedScore(BaseEstimator):
         self.se_iid_ = median_aggregate(self.thetas_, np.array(ses_iid))[1]
         self.psi_a_, self.psi_b_ = np.vstack(psi_a), np.vstack(psi_b)
         self.nuisance_ = {k: np.vstack([e[k] for e in nuis]) for k in nuis[0]}
-        self.folds_ = np.vstack(folds_list)
+        self.folds_ = np.stack(folds_list)  # (n_rep, n) or (n_rep, n, ways)
         self.n_obs_, self.n_clusters_ = len(ya), sol.n_clusters
         self.y_, self.d_ = ya, da
         self.feature_names_in_ = np.array(names, dtype=object)
