@@ -153,6 +153,7 @@ def test_panel_shape_and_drops(sim):
     n_days = sim.log["day"].nunique()
     assert len(p.frame) == 150 * (n_days - HISTORY - 7)
     assert p.dropped_window == 150 * 7 and p.dropped_history == 150 * HISTORY
+    assert p.dropped_inactive == 0  # the simulator's users play every day
     assert list(p.X.columns) == COVARIATES and not p.X.isna().any().any()
 
 
@@ -200,3 +201,50 @@ def test_too_short_a_log_is_an_error():
                         "watch_ratio": [1.0] * 5})
     with pytest.raises(DataError, match=r"spans 5 days.*at least 11 days"):
         build_panel(log, horizon=7)
+
+
+def test_days_without_plays_are_neither_treated_nor_controls():
+    """The estimand compares high-watch days with other *active* days: a day without plays
+    leaves the panel (counted), where it used to enter as a control."""
+    days = pd.date_range("2020-07-01", periods=16)
+    played = [d for k, d in enumerate(days) if k not in (6, 9)]  # two idle days
+    log = pd.DataFrame({"user": 1, "day": played,
+                        "watch_ratio": [1.2 if k % 2 else 0.3 for k in range(len(played))]})
+    p = build_panel(log, horizon=3)
+    assert p.dropped_inactive == 2
+    assert (p.frame["plays"] > 0).all()
+    assert not p.frame["t"].isin([6, 9]).any()
+    assert len(p.frame) == 16 - HISTORY - 3 - 2
+
+
+def test_user_history_and_negative_control_read_only_the_past(sim):
+    """The user-level history and the negative-control outcome (days t-7..t-4) read only
+    days before t: perturbing day t and later never changes them."""
+    cols = ["user_high_share", "user_plays_per_day", "nc_outcome"]
+    p = build_panel(sim.log).frame.set_index(["user", "t"])
+    days = np.sort(sim.log["day"].unique())
+    cut = days[14]
+    log = sim.log.copy()
+    late = log["day"] >= cut
+    log.loc[late, "watch_ratio"] = 3.0 - log.loc[late, "watch_ratio"]
+    log = pd.concat([log, log[late]], ignore_index=True)
+    q = build_panel(log).frame.set_index(["user", "t"])
+    t = int((cut - days[0]) / np.timedelta64(1, "D"))
+    rows = p.index.get_level_values("t") <= t
+    pd.testing.assert_frame_equal(p.loc[rows, cols], q.loc[rows, cols])
+
+
+def test_negative_control_and_user_history_by_hand():
+    """One user, plays 1, 2, ..., 16 on consecutive days, every other day high-watch."""
+    days = pd.date_range("2020-07-01", periods=16)
+    rows = [(d, 1.2 if k % 2 else 0.3) for k, d in enumerate(days) for _ in range(k + 1)]
+    log = pd.DataFrame({"user": 1, "day": [r[0] for r in rows],
+                        "watch_ratio": [r[1] for r in rows]})
+    f = build_panel(log, horizon=3).frame.set_index("t")
+    plays = np.arange(1, 17)
+    for t in f.index:
+        lo, hi = max(t - 7, 0), t - 4  # days t-7..t-4, before the log counted as 0
+        expected = plays[lo:hi + 1].sum() if hi >= 0 else 0
+        assert f.loc[t, "nc_outcome"] == expected
+        assert f.loc[t, "user_plays_per_day"] == pytest.approx(plays[:t].mean())
+        assert f.loc[t, "user_high_share"] == pytest.approx(np.mean(np.arange(t) % 2 == 1))

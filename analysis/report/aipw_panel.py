@@ -36,9 +36,11 @@ def recommendations(result: StudyResult) -> Markdown:
 
 
 def tbl_report(result: StudyResult) -> Markdown:
-    """The source report's quoted numbers."""
-    t = result.table("report")
-    return md_table(t, digits=2, rename={"estimator": "Estimator (report, quoted)",
+    """The source report's quoted numbers, with the precision the report printed."""
+    t = result.table("report").copy()
+    for col in ("estimate", "ci_lower", "ci_upper"):
+        t[col] = [f"{v:g}".replace("-", "−") for v in t[col]]
+    return md_table(t, rename={"estimator": "Estimator (report, quoted)",
                                          "estimate": "Estimate", "ci_lower": "CI low",
                                          "ci_upper": "CI high"})
 
@@ -312,6 +314,59 @@ def tbl_coverage(result: StudyResult) -> Markdown:
                     rename={"interval": "Interval", "coverage": "Coverage",
                             "mc_se": "Monte Carlo SE", "bias": "Bias",
                             "sd_estimate": "SD of estimate", "reps": "Replications"})
+
+
+def tbl_negative_control(result: StudyResult) -> Markdown:
+    """AIPW and the naive comparison on the negative-control outcome (true effect 0)."""
+    t = result.table("negative_control")[["term", "estimate", "std_error", "ci_lower",
+                                          "ci_upper", "p_value"]]
+    return md_table(t, digits=2, rename={**TIDY, "ci_lower": "95% CI low",
+                                         "ci_upper": "95% CI high"})
+
+
+def tbl_segment_contrasts(result: StudyResult) -> Markdown:
+    """Differences between segments of each family, Holm-adjusted."""
+    t = result.table("segment_contrasts")
+    cols = ["family", "term", "estimate", "std_error", "boot_lower_adj", "boot_upper_adj",
+            "p_value", "p_holm"] + (["truth"] if "truth" in t else [])
+    t = t[cols].assign(family=t["family"].str.split(" \\(").str[0])
+    return md_table(t, digits=2, pvalues=["p_value", "p_holm"], rename={
+        "family": "Segment", "term": "Difference", "estimate": "Estimate", "std_error": "SE",
+        "boot_lower_adj": "Corrected low", "boot_upper_adj": "Corrected high", "p_value": "p",
+        "p_holm": "p (Holm)", "truth": "Truth"})
+
+
+def tbl_sensitivity(result: StudyResult) -> Markdown:
+    """Bounds on the ATE under omitted confounders of benchmarked strength."""
+    t = result.table("sensitivity")[["term", "cf_y", "cf_d", "theta_lower", "theta_upper",
+                                     "ci_bound_lower", "ci_bound_upper"]]
+    return md_table(t, digits={"cf_y": 3, "cf_d": 3, "theta_lower": 2, "theta_upper": 2,
+                               "ci_bound_lower": 2, "ci_bound_upper": 2}, rename={
+        "term": "Unobserved confounder", "cf_y": "cf_y", "cf_d": "cf_d",
+        "theta_lower": "Bound low", "theta_upper": "Bound high",
+        "ci_bound_lower": "95% bound low", "ci_bound_upper": "95% bound high"})
+
+
+def fig_sensitivity(result: StudyResult) -> Figure:
+    """Contours of the lower bound on the ATE over confounder strengths."""
+    g = result.table("sensitivity_grid")
+    cd, cy = np.sort(g["cf_d"].unique()), np.sort(g["cf_y"].unique())
+    z = g.pivot(index="cf_y", columns="cf_d", values="theta_lower").loc[cy, cd].to_numpy()
+    fig, ax = new_figure(height=3.6)
+    cs = ax.contour(cd, cy, z, levels=8, colors=PALETTE["grey"], linewidths=0.8)
+    ax.clabel(cs, fontsize=7, fmt="%.2f")
+    if np.nanmin(z) < 0 < np.nanmax(z):
+        ax.contour(cd, cy, z, levels=[0.0], colors=PALETTE["red"], linewidths=1.8)
+        ax.plot([], [], color=PALETTE["red"], label="Lower bound = 0")
+    sens = result.table("sensitivity").iloc[1:]
+    for r, color in zip(sens.itertuples(), (PALETTE["blue"], PALETTE["green"]), strict=False):
+        ax.scatter(min(r.cf_d, cd[-1]), min(r.cf_y, cy[-1]), color=color, s=40, zorder=3,
+                   label=r.term.capitalize())
+    ax.set_xlabel("cf_d: gain in the treatment's (Riesz) variation")
+    ax.set_ylabel("cf_y: share of the outcome's residual variation")
+    ax.set_title("Lower bound on the effect under an omitted confounder (ρ = 1)")
+    ax.legend(loc="upper right", fontsize=7.5)
+    return fig
 
 
 def tbl_limitations(result: StudyResult) -> Markdown:

@@ -135,7 +135,8 @@ def run(config: Config, root: Path | None = None) -> StudyResult:
     StudyResult
         Tables ``estimates``, ``combinations``, ``learners_propensity``,
         ``learners_outcome``, ``calibration``, ``overlap``, ``balance``,
-        ``clip_sensitivity``, ``segments``, ``blp``, ``gates``, ``importance``,
+        ``clip_sensitivity``, ``segments``, ``segment_contrasts``, ``negative_control``,
+        ``blp``, ``gates``, ``importance``,
         ``coverage`` and ``coverage_reps`` (with ``coverage_reps > 0``), ``summary``,
         ``covariates``, ``limitations``, ``checks`` and ``headline``.
     """
@@ -176,6 +177,10 @@ def analyse(data: KuaiRecLog, panel: Panel, config: Config, ref: DataRef,
         "balance": parts.balance(f[COVARIATES], d, w),
         "clip_sensitivity": parts.clip_sensitivity(model),
         "segments": parts.segments(psi, f, u, boot, effects),
+        "segment_contrasts": parts.segment_contrasts(psi, f, u, boot, effects),
+        "negative_control": parts.negative_control(
+            model, X, f["nc_outcome"].to_numpy(), d, u, n_folds=config.n_folds,
+            clip=config.clip, seed=config.seed),
         "blp": blp(psi, tau_hat, u),
         "gates": _gates(psi, tau_hat, u, effects),
         "importance": pd.DataFrame({"covariate": COVARIATES,
@@ -187,23 +192,27 @@ def analyse(data: KuaiRecLog, panel: Panel, config: Config, ref: DataRef,
                                       panel.dropped_window,
                                       "User-days dropped: less than 3 days of history":
                                       panel.dropped_history,
+                                      "User-days dropped: no plays that day":
+                                      panel.dropped_inactive,
                                       "Plays dropped: no day recorded": data.dropped_no_day,
                                       "Plays dropped: repeated records":
                                       data.dropped_duplicates}),
         "covariates": parts.covariate_table(),
         "report": _report_table(),
     }
+    tables["sensitivity"], tables["sensitivity_grid"] = parts.sensitivity(model, X, y, d, u)
     reps_table = None
     if config.coverage_reps:
         reps_table, tables["coverage"], coverage_truth = parts.coverage_study(
             reps=config.coverage_reps, n_users=config.coverage_users,
             n_days=config.coverage_days, horizon=config.horizon, n_folds=config.n_folds,
-            n_boot=config.coverage_boot, seed=config.seed + 7)
+            n_boot=config.coverage_boot, seed=config.seed + 7, clip=config.clip)
         tables["coverage_reps"] = reps_table
     facts = facts_mod.facts(config, tables, model, effects, f, w, d, panel, data,
                             coverage_truth if reps_table is not None else None)
     tables["limitations"] = facts_mod.limitations(facts)
-    tables["checks"] = parts.known_answer_checks(estimates, tables["segments"], reps_table)
+    tables["checks"] = parts.known_answer_checks(estimates, tables["segments"], reps_table,
+                                                 tables["negative_control"])
     tables["headline"] = facts_mod.headline(facts)
     return make_result(study=NAME, config=config, ref=ref, rows=len(f), tables=tables,
                        facts=facts, timer=timer)
@@ -295,6 +304,6 @@ def _report_table() -> pd.DataFrame:
         {"estimator": "MSM", "estimate": r["msm"], "ci_lower": r["msm_ci"][0],
          "ci_upper": r["msm_ci"][1]},
         {"estimator": "g-computation, ridge", "estimate": r["gcomp_ridge"],
-         "ci_lower": np.nan, "ci_upper": np.nan},
+         "ci_lower": r["gcomp_ridge_ci"][0], "ci_upper": r["gcomp_ridge_ci"][1]},
         {"estimator": "g-computation, LightGBM", "estimate": r["gcomp_lgbm"],
-         "ci_lower": np.nan, "ci_upper": np.nan}])
+         "ci_lower": r["gcomp_lgbm_ci"][0], "ci_upper": r["gcomp_lgbm_ci"][1]}])

@@ -43,7 +43,8 @@ def facts(config, tables: Mapping[str, pd.DataFrame], model: AIPW,
                  "selected_m": model.selected_["ml_m"], "selected_g": model.selected_["ml_g"],
                  **{f"report_{k}": v for k, v in REPORT.items() if not isinstance(v, tuple)},
                  "report_aipw_lo": REPORT["aipw_ci"][0], "report_aipw_hi": REPORT["aipw_ci"][1],
-                 "report_msm_lo": REPORT["msm_ci"][0], "report_msm_hi": REPORT["msm_ci"][1]}
+                 "report_msm_lo": REPORT["msm_ci"][0], "report_msm_hi": REPORT["msm_ci"][1],
+                 "dropped_inactive": panel.dropped_inactive}
     for key, row in est.iterrows():
         out.update({key: float(row["estimate"]), f"{key}_se": float(row["std_error"]),
                     f"{key}_lo": float(row["ci_lower"]), f"{key}_hi": float(row["ci_upper"]),
@@ -68,7 +69,9 @@ def facts(config, tables: Mapping[str, pd.DataFrame], model: AIPW,
     out.update(_learner_facts(tables, model))
     out.update(_overlap_facts(tables, w, d, model))
     out["clip_matters"] = bool(out["clip_range"] > 0.25 * out["aipw_se"])
-    out.update(_segment_facts(tables["segments"]))
+    out.update(_segment_facts(tables["segments"], tables["segment_contrasts"]))
+    out.update(_negative_control_facts(tables["negative_control"]))
+    out.update(_sensitivity_facts(tables["sensitivity"]))
     out.update(_heterogeneity_facts(tables))
     if "coverage" in tables:
         cov = tables["coverage"].set_index("interval")
@@ -81,8 +84,12 @@ def facts(config, tables: Mapping[str, pd.DataFrame], model: AIPW,
                     "coverage_naive": float(cov.iloc[3]["coverage"]),
                     "coverage_users": config.coverage_users,
                     "coverage_days": config.coverage_days,
-                    "coverage_ok": bool(0.93 <= cov.iloc[0]["coverage"] <= 0.97
-                                        and 0.93 <= cov.iloc[1]["coverage"] <= 0.97)})
+                    "coverage_band_lo": float(cov.iloc[0]["band_lower"]),
+                    "coverage_band_hi": float(cov.iloc[0]["band_upper"]),
+                    "coverage_ok": bool(all(cov.iloc[k]["band_lower"] <= cov.iloc[k]["coverage"]
+                                            <= cov.iloc[k]["band_upper"] for k in (0, 1))),
+                    "coverage_under": bool(min(cov.iloc[0]["coverage"], cov.iloc[1]["coverage"])
+                                           < cov.iloc[0]["band_lower"])})
     out["has_coverage"] = "coverage" in tables
     return out
 
@@ -133,30 +140,70 @@ def _clip_facts(clip: pd.DataFrame, selected: str) -> dict:
             float("nan")}
 
 
-def _segment_facts(seg: pd.DataFrame) -> dict:
+def _segment_facts(seg: pd.DataFrame, contrasts: pd.DataFrame) -> dict:
     sig = seg[seg["p_holm"] < 0.05]
     out = {"n_segments": len(seg), "n_segments_holm": len(sig),
            "segments_holm": "; ".join(f"{r.family.split(' (')[0].lower()}: {r.term}"
                                       for r in sig.itertuples()) or "none",
            "n_segments_raw": int((seg["p_value"] < 0.05).sum())}
     act = seg[seg["family_key"] == "activity"].reset_index(drop=True)
+    con = contrasts[contrasts["family_key"] == "activity"].reset_index(drop=True)
+    light_heavy = con[(con["first"] == act["term"].iloc[0])
+                      & (con["second"] == act["term"].iloc[-1])].iloc[0]
+    sig_c = contrasts[contrasts["p_holm"] < 0.05]
     out.update({"seg_light": float(act["estimate"].iloc[0]),
                 "seg_heavy": float(act["estimate"].iloc[-1]),
                 "seg_light_lo": float(act["boot_lower_adj"].iloc[0]),
                 "seg_light_hi": float(act["boot_upper_adj"].iloc[0]),
                 "seg_heavy_lo": float(act["boot_lower_adj"].iloc[-1]),
                 "seg_heavy_hi": float(act["boot_upper_adj"].iloc[-1]),
-                "rec_target_light": bool(act["boot_lower_adj"].iloc[0] > 0
-                                         and act["boot_lower_adj"].iloc[-1]
-                                         <= 0 <= act["boot_upper_adj"].iloc[-1])})
+                "n_contrasts": len(contrasts), "n_contrasts_holm": len(sig_c),
+                "contrasts_holm": "; ".join(
+                    f"{r.family.split(' (')[0].lower()}: {r.term}"
+                    for r in sig_c.itertuples()) or "none",
+                "light_minus_heavy": float(light_heavy["estimate"]),
+                "light_minus_heavy_lo": float(light_heavy["boot_lower_adj"]),
+                "light_minus_heavy_hi": float(light_heavy["boot_upper_adj"]),
+                "light_minus_heavy_p_holm": float(light_heavy["p_holm"]),
+                # Targeting the least active needs them to gain MORE than the most
+                # active (a contrast that survives Holm), not an effect unlike zero.
+                "rec_target_light": bool(light_heavy["p_holm"] < 0.05
+                                         and light_heavy["estimate"] > 0)})
     if "truth" in seg:
         out.update({"seg_truth_covered": int(seg["covers_truth_adj"].sum()),
                     "seg_truth_phrase": count_phrase(int(seg["covers_truth_adj"].sum()),
                                                      len(seg), "corrected intervals",
                                                      "contain") + " their true effect",
                     "seg_light_truth": float(act["truth"].iloc[0]),
-                    "seg_heavy_truth": float(act["truth"].iloc[-1])})
+                    "seg_heavy_truth": float(act["truth"].iloc[-1]),
+                    "light_minus_heavy_truth": float(light_heavy["truth"])})
     return out
+
+
+def _sensitivity_facts(sens: pd.DataFrame) -> dict:
+    """Robustness values and the bounds at the benchmark strengths."""
+    base, act, hist = sens.iloc[0], sens.iloc[1], sens.iloc[2]
+    out = {"sens_rv": float(base["rv"]), "sens_rva": float(base["rva"])}
+    for key, r in (("act", act), ("hist", hist)):
+        out.update({f"sens_{key}_cf_y": float(r["cf_y"]), f"sens_{key}_cf_d": float(r["cf_d"]),
+                    f"sens_{key}_lo": float(r["theta_lower"]),
+                    f"sens_{key}_hi": float(r["theta_upper"]),
+                    f"sens_{key}_ci_lo": float(r["ci_bound_lower"]),
+                    f"sens_{key}_ci_hi": float(r["ci_bound_upper"]),
+                    f"sens_{key}_keeps_sign": bool(r["ci_bound_lower"] > 0
+                                                   or r["ci_bound_upper"] < 0)})
+    return out
+
+
+def _negative_control_facts(nc: pd.DataFrame) -> dict:
+    t = nc.set_index("method")
+    a, n = t.loc["aipw"], t.loc["naive"]
+    return {"nc_aipw": float(a["estimate"]), "nc_aipw_lo": float(a["ci_lower"]),
+            "nc_aipw_hi": float(a["ci_upper"]),
+            "nc_passes": bool(a["ci_lower"] <= 0 <= a["ci_upper"]),
+            "nc_naive": float(n["estimate"]), "nc_naive_lo": float(n["ci_lower"]),
+            "nc_naive_hi": float(n["ci_upper"]),
+            "nc_naive_flags": bool(not n["ci_lower"] <= 0 <= n["ci_upper"])}
 
 
 def _heterogeneity_facts(tables: Mapping[str, pd.DataFrame]) -> dict:
@@ -208,11 +255,13 @@ def limitations(f: Mapping) -> pd.DataFrame:
     rows = [
         ("Exposure is not randomized",
          "The estimate is causal only if the covariates (activity and watching over the three "
-         "previous days, and the calendar) capture everything that drives both a high-watch "
-         "day and the next week's plays.",
+         "previous days, the user's longer history, and the calendar) capture everything "
+         "that drives both a high-watch day and the next week's plays.",
          "On the simulator this holds by construction and the estimate is checked against "
-         "the truth; on real data it is an assumption. After weighting the largest "
-         f"standardised difference is {f['max_smd_after']:.3f}."),
+         "the truth; on real data it is an assumption, probed by a negative-control outcome "
+         f"({f['nc_aipw']:+.2f} plays on days t−7..t−4, which must be 0) and bounded for an "
+         f"omitted confounder (robustness value {f['sens_rv']:.1%}). After weighting the "
+         f"largest standardised difference is {f['max_smd_after']:.3f}."),
         ("One day, not a policy",
          "The estimand is the effect of one more high-watch day with later days following "
          "their natural course, not the effect of a policy of many high-watch days.",
@@ -225,8 +274,9 @@ def limitations(f: Mapping) -> pd.DataFrame:
         ("Segments are many tests",
          f"{f['n_segments']} segments were tested; at p < 0.05, {f['n_segments_raw']} "
          "look different from zero before any correction.",
-         f"Holm's correction over all {f['n_segments']}: {f['n_segments_holm']} remain. "
-         "Intervals in the figure are Bonferroni-widened."),
+         f"Holm's correction over all {f['n_segments']}: {f['n_segments_holm']} remain; "
+         f"of {f['n_contrasts']} differences between segments, {f['n_contrasts_holm']} remain, "
+         "and only those may drive targeting. Intervals are Bonferroni-widened."),
         ("The learner choice matters",
          "A large LightGBM propensity model over-fits a sample of this size and inflates "
          f"the standard error {f['large_prop_se_ratio']:.1f}-fold.",
