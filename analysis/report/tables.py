@@ -115,7 +115,8 @@ def column_widths(table: pd.DataFrame, width: int = LINE_WIDTH) -> list[int]:
     counts as one word; headers wrap between words), so short columns never wrap and no
     word is broken (the 4 covers the cell padding and wider-than-average letters).
     What is left of ``width`` goes to the columns that would wrap (:math:`L_i + 4 > m_i`)
-    in proportion to their mean cell length, so text columns take the free width.
+    in proportion to :math:`\\max(\\bar{\\ell}_i - m_i, 0) + 1`, where
+    :math:`\\bar{\\ell}_i` is the mean cell length, so text columns take the free width.
     Cells are measured as shown: a cross-reference ``@sec-...`` as "Chapter 10".
     """
     cells = [[_shown(str(c)), *(_shown(str(x)) for x in table[c])] for c in table.columns]
@@ -129,8 +130,9 @@ def column_widths(table: pd.DataFrame, width: int = LINE_WIDTH) -> list[int]:
     mean = np.array([np.mean([len(x) for x in col[1:]] or [0]) for col in cells])
     base = np.minimum(longest, np.maximum(word, 6)) + 4
     spare = width - base.sum()
-    # the columns that would wrap share the free width in proportion to their text
-    want = np.where(longest + 4 > base, mean, 0.0)
+    # the columns that would wrap share the free width, in proportion to how far their
+    # text exceeds their minimum (a column that only just wraps gets a little)
+    want = np.where(longest + 4 > base, np.maximum(mean - base, 0) + 1, 0.0)
     if spare > 0 and want.sum() > 0:
         base = base + spare * want / want.sum()
     return [max(3, round(float(b))) for b in base]
