@@ -1,4 +1,4 @@
-"""Conditional average treatment effects (CATE): one thin function, six methods, one result.
+"""Conditional average treatment effects (CATE): one thin function, seven methods, one result.
 
 :func:`fit_cate` fits any of the methods on any ``X, y, t`` (binary ``t``) and returns a
 :class:`CATEFit` whose ``tidy()`` is the ATE with its interval and whose
@@ -19,6 +19,11 @@
 ``ols_interactions``
     OLS of ``y`` on ``t``, ``X`` and ``t`` times centred ``X`` (Lin, 2013), HC1 errors;
     the coefficient of ``t`` is the ATE and unit intervals come from the delta method.
+``bcf``
+    The Bayesian causal forest (Hahn, Murray & Carvalho, 2020) of ``stochtree``: the
+    posterior mean CATE, per-unit 95% credible intervals (2.5% and 97.5% posterior
+    quantiles) and the ATE as the posterior of the sample's mean CATE.  The propensity
+    is the cross-fitted one of the chosen nuisance learner, passed to the sampler.
 
 Nuisance learners of the DML methods are chosen by cross-validated loss among
 :func:`~analysis.estimators.selection.default_candidates`, on folds shared by every
@@ -47,19 +52,25 @@ from analysis.estimators.selection import (
 from analysis.result import tidy_frame, tidy_row
 
 Method = Literal["causal_forest", "linear_dml", "dr_learner", "t_learner", "s_learner",
-                 "ols_interactions"]
+                 "ols_interactions", "bcf"]
 METHODS: tuple[str, ...] = ("causal_forest", "linear_dml", "dr_learner", "t_learner",
-                            "s_learner", "ols_interactions")
+                            "s_learner", "ols_interactions", "bcf")
 LABELS = {"causal_forest": "Causal forest (CausalForestDML)",
           "linear_dml": "LinearDML (effect modifiers)", "dr_learner": "DR-learner (LightGBM)",
           "t_learner": "T-learner (LightGBM)", "s_learner": "S-learner (LightGBM)",
-          "ols_interactions": "OLS with interactions"}
+          "ols_interactions": "OLS with interactions",
+          "bcf": "Bayesian causal forest (stochtree)"}
 SHORT = {"causal_forest": "Causal forest", "linear_dml": "LinearDML", "dr_learner": "DR-learner",
-         "t_learner": "T-learner", "s_learner": "S-learner", "ols_interactions": "OLS × X"}
+         "t_learner": "T-learner", "s_learner": "S-learner", "ols_interactions": "OLS × X",
+         "bcf": "BCF"}
 """Short names of the methods, for figures and prose."""
 FOREST_DEFAULTS = {"n_estimators": 400, "min_samples_leaf": 10, "max_samples": 0.45,
                    "honest": True, "subforest_size": 4, "inference": True}
 """The forest's settings (justified on the simulator in the chapter)."""
+BCF_DEFAULTS = {"num_gfr": 10, "num_burnin": 0, "num_mcmc": 500, "num_trees_mu": 250,
+                "num_trees_tau": 100}
+"""The Bayesian causal forest's settings: stochtree's forest sizes, 10 grow-from-root
+warm-start sweeps and 500 retained MCMC draws."""
 
 
 @dataclass
@@ -129,7 +140,7 @@ def fit_cate(X: np.ndarray | pd.DataFrame, y: np.ndarray, t: np.ndarray, *,
         ``min_propensity`` or above ``1 - min_propensity`` raises :class:`OverlapError`.
     **params
         Settings of the method (for the forest, those of ``CausalForestDML``; defaults
-        :data:`FOREST_DEFAULTS`).
+        :data:`FOREST_DEFAULTS`; for ``bcf``, the keys of :data:`BCF_DEFAULTS`).
 
     Returns
     -------
@@ -140,6 +151,8 @@ def fit_cate(X: np.ndarray | pd.DataFrame, y: np.ndarray, t: np.ndarray, *,
     Xa, ya, ta = check_cate_inputs(X, y, t, method=method, n_folds=n_folds,
                                    min_leaf=int(params.get("min_samples_leaf",
                                                            FOREST_DEFAULTS["min_samples_leaf"])))
+    if method == "bcf":
+        bcf_settings(params)  # fail before the nuisances are fitted
     folds = make_folds(len(ya), n_folds, seed=seed)
     splits = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(n_folds)]
     if isinstance(nuisance, dict) and "t_losses" in nuisance:
@@ -343,9 +356,50 @@ def _ols(X, y, t, splits, chosen, seed, modifiers, params) -> CATEFit:
                    _frame(point, point - z * se, point + z * se))
 
 
+def bcf_settings(params: dict) -> dict:
+    """The BCF's settings (:data:`BCF_DEFAULTS` updated by ``params``), validated."""
+    unknown = sorted(set(params) - set(BCF_DEFAULTS))
+    if unknown:
+        raise EstimationError(f"bcf does not know the settings {unknown}; use "
+                              f"{', '.join(BCF_DEFAULTS)}.")
+    s = {**BCF_DEFAULTS, **params}
+    if int(s["num_mcmc"]) < 20:
+        raise EstimationError(f"num_mcmc={s['num_mcmc']} posterior draws are too few for a "
+                              "95% credible interval; keep at least 20 (default 500).")
+    return s
+
+
+def _bcf(X, y, t, splits, chosen, seed, modifiers, params) -> CATEFit:
+    """Bayesian causal forest; the ATE's posterior is that of the sample's mean CATE."""
+    import stochtree
+
+    s = bcf_settings(params)
+    m_hat = np.clip(np.asarray(chosen["m_hat"], dtype=np.float64), 1e-3, 1 - 1e-3)
+    model = stochtree.BCFModel()
+    ctx = _quiet()
+    try:
+        model.sample(X_train=X, Z_train=t, y_train=y, propensity_train=m_hat,
+                     num_gfr=int(s["num_gfr"]), num_burnin=int(s["num_burnin"]),
+                     num_mcmc=int(s["num_mcmc"]),
+                     general_params={"random_seed": int(seed), "num_threads": 1},
+                     prognostic_forest_params={"num_trees": int(s["num_trees_mu"])},
+                     treatment_effect_forest_params={"num_trees": int(s["num_trees_tau"])})
+    finally:
+        ctx.__exit__(None, None, None)
+    draws = np.asarray(model.tau_hat_train, dtype=np.float64).reshape(len(y), -1)
+    point = draws.mean(axis=1)
+    lo, hi = np.quantile(draws, [0.025, 0.975], axis=1)
+    ate_draws = draws.mean(axis=0)
+    a_lo, a_hi = np.quantile(ate_draws, [0.025, 0.975])
+    return CATEFit("bcf", model, {"estimate": float(ate_draws.mean()),
+                                  "std_error": float(ate_draws.std(ddof=1)),
+                                  "ci_lower": float(a_lo), "ci_upper": float(a_hi)},
+                   _frame(point, lo, hi))
+
+
 _FITTERS = {"causal_forest": _forest, "linear_dml": _linear_dml, "dr_learner": _dr_learner,
             "t_learner": _meta("t_learner"), "s_learner": _meta("s_learner"),
-            "ols_interactions": _ols}
+            "ols_interactions": _ols, "bcf": _bcf}
 
 
 def _hc1_cov(design: np.ndarray, resid: np.ndarray) -> np.ndarray:

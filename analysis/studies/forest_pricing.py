@@ -62,6 +62,8 @@ class Config(StudyConfig):
         Bootstrap replicates of the RATE intervals.
     coverage_reps, coverage_customers, coverage_trees : int
         The Monte Carlo check (``coverage_reps = 0`` skips it).
+    bcf_gfr, bcf_mcmc : int
+        Warm-start sweeps and retained posterior draws of the Bayesian causal forest.
     """
 
     seed: int = seed_field(20230301)
@@ -77,6 +79,8 @@ class Config(StudyConfig):
     coverage_reps: int = non_negative(100)
     coverage_customers: int = at_least(1000, 500, "a forest needs leaves in every fold")
     coverage_trees: int = at_least(100, 20, "a forest of fewer trees has no variance estimate")
+    bcf_gfr: int = at_least(10, 1, "the BCF starts from grow-from-root sweeps")
+    bcf_mcmc: int = at_least(500, 20, "a 95% credible interval needs posterior draws")
 
     def check(self) -> None:
         """Forests are built in sub-forests of four trees (for their variance estimate)."""
@@ -90,6 +94,10 @@ class Config(StudyConfig):
         """The forest's settings for :func:`fit_cate`."""
         return {"n_estimators": self.n_trees, "min_samples_leaf": self.min_samples_leaf,
                 "max_samples": self.max_samples}
+
+    def method_settings(self) -> dict[str, dict]:
+        """Extra settings of the other methods (the BCF's draws)."""
+        return {"bcf": {"num_gfr": self.bcf_gfr, "num_mcmc": self.bcf_mcmc}}
 
 
 def data_ref(config: Config, root: Path | None = None) -> DataRef:
@@ -138,7 +146,8 @@ def analyse(data: PricingData, config: Config) -> dict[str, pd.DataFrame]:
     forest = fit_cate(X, y, t, method="causal_forest", seed=config.seed,
                       n_folds=config.n_folds, **config.forest_settings())
     methods, fits = parts.compare_methods(X, y, t, data.tau, forest=forest, seed=config.seed,
-                                          n_folds=config.n_folds, methods=METHODS)
+                                          n_folds=config.n_folds, methods=METHODS,
+                                          settings=config.method_settings())
     folds_ = make_folds(len(y), config.n_folds, seed=config.seed + 1)
     cf = parts.cross_fitted(X, y, t, forest=forest, folds=folds_, seed=config.seed,
                             cost=config.cost, depth=config.tree_depth, leaf=config.tree_leaf,
@@ -192,7 +201,8 @@ def _nonlinear(data: PricingData, config: Config) -> dict[str, pd.DataFrame]:
                       n_folds=config.n_folds, **config.forest_settings())
     methods, fits = parts.compare_methods(
         X, y, t, data.tau, forest=forest, seed=config.seed, n_folds=config.n_folds,
-        methods=("causal_forest", "linear_dml", "dr_learner", "ols_interactions"))
+        methods=("causal_forest", "linear_dml", "dr_learner", "ols_interactions", "bcf"),
+        settings=config.method_settings())
     return {"methods_nonlinear": methods, "cate_nonlinear": parts.cate_table(data, fits)}
 
 

@@ -96,7 +96,7 @@ def _method_facts(m: pd.DataFrame, prefix: str) -> dict:
     out = {}
     for key, short in (("causal_forest", "forest"), ("linear_dml", "linear_dml"),
                        ("dr_learner", "dr"), ("ols_interactions", "ols"),
-                       ("t_learner", "t"), ("s_learner", "s")):
+                       ("t_learner", "t"), ("s_learner", "s"), ("bcf", "bcf")):
         if key in by.index:
             r = by.loc[key]
             out.update({f"{prefix}_{short}_pehe": float(r["sqrt_pehe"]),

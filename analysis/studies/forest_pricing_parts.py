@@ -49,11 +49,15 @@ def report_calls(forest: CATEFit, X: np.ndarray) -> pd.DataFrame:
 
 
 def compare_methods(X: np.ndarray, y: np.ndarray, t: np.ndarray, tau: np.ndarray, *,
-                    forest: CATEFit, seed: int, n_folds: int,
-                    methods: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, CATEFit]]:
-    """Every method's ATE (beside the true ATE of this sample) and CATE scores."""
+                    forest: CATEFit, seed: int, n_folds: int, methods: tuple[str, ...],
+                    settings: dict[str, dict] | None = None
+                    ) -> tuple[pd.DataFrame, dict[str, CATEFit]]:
+    """Every method's ATE (beside the true ATE of this sample) and CATE scores;
+    ``settings`` maps a method to its extra settings (e.g. the BCF's draws)."""
     others = [m for m in methods if m != "causal_forest"]
-    fitted = map_tasks(_method_fit, [(X, y, t, m, forest.nuisance, n_folds) for m in others],
+    settings = settings or {}
+    fitted = map_tasks(_method_fit, [(X, y, t, m, forest.nuisance, n_folds,
+                                      settings.get(m, {})) for m in others],
                        seeds=[seed] * len(others))
     fits = {"causal_forest": forest, **dict(zip(others, fitted, strict=True))}
     truth = float(tau.mean())
@@ -70,9 +74,9 @@ def compare_methods(X: np.ndarray, y: np.ndarray, t: np.ndarray, tau: np.ndarray
 
 def _method_fit(item: tuple, seed: int) -> CATEFit:
     """One CATE method on the forest's nuisances (one task)."""
-    X, y, t, method, nuisance, n_folds = item
+    X, y, t, method, nuisance, n_folds, params = item
     return fit_cate(X, y, t, method=method, modifiers=[MODIFIER], seed=seed, n_folds=n_folds,
-                    nuisance=nuisance)
+                    nuisance=nuisance, **params)
 
 
 def cate_table(data, fits: dict[str, CATEFit]) -> pd.DataFrame:
