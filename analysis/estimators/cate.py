@@ -88,6 +88,8 @@ class CATEFit:
         ``estimate``, ``lower``, ``upper`` per unit (NaN bounds without intervals).
     nuisance : dict
         The chosen nuisance learners' names and their out-of-fold loss tables.
+    info : dict
+        What :meth:`effect` needs besides the model (effect modifiers, feature means).
     """
 
     method: str
@@ -95,6 +97,28 @@ class CATEFit:
     ate: dict
     cate: pd.DataFrame
     nuisance: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def effect(self, X: np.ndarray, propensity: np.ndarray | None = None) -> np.ndarray:
+        """The fitted CATE function at new units ``X`` (point estimates).
+
+        ``propensity`` (the new units' propensities) is needed by ``bcf`` only, whose
+        sampler was given the training propensities.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        if self.method == "linear_dml":
+            return np.ravel(self.model.effect(X[:, self.info["modifiers"]]))
+        if self.method == "ols_interactions":
+            p = X.shape[1]
+            return self.model.coef[1] + (X - self.info["x_mean"]) @ self.model.coef[2 + p:]
+        if self.method == "bcf":
+            if propensity is None:
+                raise EstimationError("bcf needs the new units' propensities: pass "
+                                      "propensity= (e.g. out-of-fold ones).")
+            e = np.clip(np.asarray(propensity, dtype=np.float64), 1e-3, 1 - 1e-3)
+            return np.ravel(self.model.predict(X, np.ones(len(X)), propensity=e,
+                                               type="mean", terms="cate"))
+        return np.ravel(self.model.effect(X))
 
     def tidy(self) -> pd.DataFrame:
         """The ATE as a tidy row."""
@@ -301,7 +325,7 @@ def _linear_dml(X, y, t, splits, chosen, seed, modifiers, params) -> CATEFit:
     return CATEFit("linear_dml", est, {"estimate": float(inf.mean_point),
                                        "std_error": float(inf.stderr_mean),
                                        "ci_lower": float(lo), "ci_upper": float(hi)},
-                   _frame(point, clo, chi))
+                   _frame(point, clo, chi), info={"modifiers": mods})
 
 
 def _dr_learner(X, y, t, splits, chosen, seed, modifiers, params) -> CATEFit:
@@ -353,7 +377,8 @@ def _ols(X, y, t, splits, chosen, seed, modifiers, params) -> CATEFit:
                    {"estimate": float(fit.coef[1]), "std_error": float(fit.se_hc1[1]),
                     "ci_lower": float(fit.coef[1] - z * fit.se_hc1[1]),
                     "ci_upper": float(fit.coef[1] + z * fit.se_hc1[1])},
-                   _frame(point, point - z * se, point + z * se))
+                   _frame(point, point - z * se, point + z * se),
+                   info={"x_mean": X.mean(axis=0)})
 
 
 def bcf_settings(params: dict) -> dict:

@@ -24,6 +24,7 @@ from analysis.data.common import DataRef
 from analysis.data.pricing import FEATURES, PricingData, pricing_ref, simulate_pricing
 from analysis.errors import ConfigError
 from analysis.estimators.cate import METHODS, fit_cate
+from analysis.estimators.cate_selection import out_of_fold_cate, selection_table
 from analysis.estimators.crossfit import make_folds
 from analysis.estimators.heterogeneity import blp, gates
 from analysis.estimators.policy import rate
@@ -149,9 +150,15 @@ def analyse(data: PricingData, config: Config) -> dict[str, pd.DataFrame]:
                                           n_folds=config.n_folds, methods=METHODS,
                                           settings=config.method_settings())
     folds_ = make_folds(len(y), config.n_folds, seed=config.seed + 1)
-    cf = parts.cross_fitted(X, y, t, forest=forest, folds=folds_, seed=config.seed,
-                            cost=config.cost, depth=config.tree_depth, leaf=config.tree_leaf,
-                            forest_settings=config.forest_settings())
+    oof = out_of_fold_cate(X, y, t, methods=METHODS, nuisance=forest.nuisance, folds=folds_,
+                           seed=config.seed, modifiers=[parts.MODIFIER],
+                           settings={"causal_forest": config.forest_settings(),
+                                     **config.method_settings()})
+    selection = selection_table(oof, y, t, nuisance=forest.nuisance, tau=data.tau)
+    chosen_method = str(selection.loc[selection["chosen"], "method"].iloc[0])
+    cf = parts.cross_fitted(X, y, t, nuisance=forest.nuisance, tau_oof=oof[chosen_method],
+                            folds=folds_, seed=config.seed, cost=config.cost,
+                            depth=config.tree_depth, leaf=config.tree_leaf)
     toc, rate_summary = rate(cf["psi"], cf["tau_oof"], n_boot=config.n_boot, seed=config.seed)
     g = gates(cf["psi"], cf["tau_oof"])
     edges = np.quantile(cf["tau_oof"], np.linspace(0, 1, 6))
@@ -168,7 +175,9 @@ def analyse(data: PricingData, config: Config) -> dict[str, pd.DataFrame]:
         "gates": g,
         "rate": rate_summary,
         "toc": toc,
-        "policies": parts.policies(cf, data.tau, config.cost),
+        "policies": parts.policies(cf, data.tau, config.cost, chosen=chosen_method,
+                                   forest_oof=oof["causal_forest"]),
+        "selection": selection,
         "tree": cf["tree"],
         "importance": pd.DataFrame({"feature": FEATURES,
                                     "importance": forest.model.feature_importances_})

@@ -60,6 +60,7 @@ def facts(config, tables: Mapping[str, pd.DataFrame], data: PricingData,
     out.update(_calibration_facts(tables))
     out.update(_tail_facts(tables["cate"]))
     out.update(_policy_facts(tables["policies"], tables["tree"]))
+    out.update(selection_facts(tables["selection"]))
     imp = tables["importance"]
     out.update({"top_feature": NAMES[imp["feature"].iloc[0]],
                 "top_feature_share": float(imp["importance"].iloc[0] / imp["importance"].sum())})
@@ -108,6 +109,30 @@ def _method_facts(m: pd.DataFrame, prefix: str) -> dict:
     return out
 
 
+def selection_facts(sel: pd.DataFrame) -> dict:
+    """The method chosen by held-out R-loss, and whether the loss rankings agree with the
+    true √PEHE ranking of the same held-out predictions."""
+    win = sel.loc[sel["chosen"]].iloc[0]
+    best_true = sel.loc[sel["sqrt_pehe"].idxmin()]
+    dr_best = sel.loc[sel["dr_loss"].idxmin()]
+    same_order = bool((sel["r_rank"] == sel["pehe_rank"]).all())
+    runner = sel.iloc[1] if len(sel) > 1 else win
+    return {"chosen": SHORT[win["method"]], "chosen_key": str(win["method"]),
+            "chosen_pehe": float(win["sqrt_pehe"]),
+            "chosen_pehe_rank": int(win["pehe_rank"]),
+            "true_best": SHORT[best_true["method"]],
+            "true_best_pehe": float(best_true["sqrt_pehe"]),
+            "chosen_is_true_best": bool(win["method"] == best_true["method"]),
+            "dr_best": SHORT[dr_best["method"]],
+            "dr_agrees": bool(dr_best["method"] == win["method"]),
+            "rankings_identical": same_order,
+            "n_rank_disagreements": int((sel["r_rank"] != sel["pehe_rank"]).sum()),
+            "runner_up": SHORT[runner["method"]],
+            "runner_up_gap": float(runner["r_loss"] - win["r_loss"]),
+            "runner_up_gap_se": float(runner["r_loss_se"]),
+            "n_selection_methods": len(sel)}
+
+
 def _tail_facts(c: pd.DataFrame) -> dict:
     """Coverage of the forest's customer intervals in the tails of the true effect and in the
     middle (where honest forests are known to differ)."""
@@ -149,10 +174,10 @@ def _policy_facts(p: pd.DataFrame, tree: pd.DataFrame) -> dict:
             "value_tree": float(by.loc["Depth-2 policy tree", "estimate"]),
             "value_tree_lo": float(by.loc["Depth-2 policy tree", "ci_lower"]),
             "value_tree_hi": float(by.loc["Depth-2 policy tree", "ci_upper"]),
-            "value_cate_cost": float(by.loc["Treat if forest CATE > cost", "estimate"]),
+            "value_cate_cost": float(p.loc[p["chosen_rule"], "estimate"].iloc[0]),
             "value_oracle_true": float(by.loc["Oracle (true effect > cost)", "true_value"]),
             "regret_tree": float(by.loc["Depth-2 policy tree", "regret"]),
-            "regret_cate_cost": float(by.loc["Treat if forest CATE > cost", "regret"]),
+            "regret_cate_cost": float(p.loc[p["chosen_rule"], "regret"].iloc[0]),
             "tree_share": float(by.loc["Depth-2 policy tree", "share_treated"]),
             "best_policy": str(best), "best_policy_value": float(learned.loc[best, "estimate"]),
             "tree_rule": tree_rule(tree)}

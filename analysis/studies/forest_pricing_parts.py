@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
 from analysis.data.pricing import FEATURES, simulate_pricing
-from analysis.estimators.cate import LABELS, CATEFit, fit_cate, score_cate
+from analysis.estimators.cate import LABELS, SHORT, CATEFit, fit_cate, score_cate
 from analysis.estimators.policy import dr_potential_outcomes, policy_value, tree_nodes
 from analysis.estimators.selection import default_candidates
 from analysis.parallel import map_tasks
@@ -109,51 +108,55 @@ def _tuning_point(item: tuple, seed: int) -> dict:
             "ate_se": fit.ate["std_error"]}
 
 
-def cross_fitted(X: np.ndarray, y: np.ndarray, t: np.ndarray, *, forest: CATEFit,
-                 folds: np.ndarray, seed: int, cost: float, depth: int, leaf: int,
-                 forest_settings: dict) -> dict:
-    """Out-of-fold forest CATEs and policy-tree decisions, and the DR scores.
+def cross_fitted(X: np.ndarray, y: np.ndarray, t: np.ndarray, *, nuisance: dict,
+                 tau_oof: np.ndarray, folds: np.ndarray, seed: int, cost: float, depth: int,
+                 leaf: int) -> dict:
+    """The DR scores, and policy-tree decisions learned on the other folds.
 
-    For each fold, the forest and the policy tree are fitted on the other folds and
+    ``tau_oof`` holds the chosen method's out-of-fold CATEs (from
+    :func:`~analysis.estimators.cate_selection.out_of_fold_cate`, on the same ``folds``).
+    For each fold the policy tree is fitted on the other folds' doubly robust scores and
     applied to it, so every ranking and policy is judged on units it never saw.
     """
     from econml.policy import PolicyTree
 
-    nu = forest.nuisance
+    nu = nuisance
     g0, g1 = dr_potential_outcomes(y, t, nu["m_hat"], nu["g0_hat"], nu["g1_hat"])
     psi = g1 - g0
-    tau_oof = np.empty(len(y))
     tree_oof = np.empty(len(y))
     for k in np.unique(folds):
         train, test = folds != k, folds == k
-        fit = fit_cate(X[train], y[train], t[train], method="causal_forest", seed=seed,
-                       n_folds=2, nuisance={"model_t": clone(nu["model_t"]),
-                                            "model_y": clone(nu["model_y"])},
-                       **{**forest_settings, "inference": False})
-        tau_oof[test] = fit.model.effect(X[test])
         tree = PolicyTree(max_depth=depth, min_samples_leaf=leaf, random_state=seed)
-        tree.fit(X[train], np.column_stack([np.zeros(train.sum()),
-                                            (g1 - g0)[train] - cost]))
+        tree.fit(X[train], np.column_stack([np.zeros(train.sum()), psi[train] - cost]))
         tree_oof[test] = tree.predict(X[test])
     display = PolicyTree(max_depth=depth, min_samples_leaf=leaf, random_state=seed).fit(
         X, np.column_stack([np.zeros(len(y)), psi - cost]))
-    return {"psi": psi, "tau_oof": tau_oof, "tree_oof": tree_oof,
-            "tree": tree_nodes(display, FEATURES, X)}
+    return {"psi": psi, "tau_oof": np.asarray(tau_oof, dtype=np.float64),
+            "tree_oof": tree_oof, "tree": tree_nodes(display, FEATURES, X)}
 
 
-def policies(cf: dict, tau: np.ndarray, cost: float) -> pd.DataFrame:
-    """Each policy's gain per customer over treating nobody: DR estimate, CI and truth."""
+def policies(cf: dict, tau: np.ndarray, cost: float, *, chosen: str,
+             forest_oof: np.ndarray) -> pd.DataFrame:
+    """Each policy's gain per customer over treating nobody: DR estimate, CI and truth.
+
+    ``chosen`` is the method whose held-out CATEs (``cf["tau_oof"]``) the thresholds use
+    (the R-loss winner); the forest's threshold rule is added when it is another.
+    """
     n = len(tau)
+    name = SHORT[chosen]
     rules = {"Treat nobody": np.zeros(n), "Treat everybody": np.ones(n),
-             "Treat if forest CATE > 0": (cf["tau_oof"] > 0).astype(float),
-             "Treat if forest CATE > cost": (cf["tau_oof"] > cost).astype(float),
-             "Depth-2 policy tree": cf["tree_oof"],
-             "Oracle (true effect > cost)": (tau > cost).astype(float)}
-    rows = [{"policy": name, **policy_value(pi, cf["psi"], cost, tau)}
-            for name, pi in rules.items()]
+             f"Treat if {name} CATE > 0": (cf["tau_oof"] > 0).astype(float),
+             f"Treat if {name} CATE > cost": (cf["tau_oof"] > cost).astype(float)}
+    if chosen != "causal_forest":
+        rules["Treat if Causal forest CATE > cost"] = (forest_oof > cost).astype(float)
+    rules.update({"Depth-2 policy tree": cf["tree_oof"],
+                  "Oracle (true effect > cost)": (tau > cost).astype(float)})
+    rows = [{"policy": label, **policy_value(pi, cf["psi"], cost, tau)}
+            for label, pi in rules.items()]
     out = pd.DataFrame(rows)
     best = out.loc[out["policy"].str.startswith("Oracle"), "true_value"].iloc[0]
     out["regret"] = best - out["true_value"]
+    out["chosen_rule"] = out["policy"] == f"Treat if {name} CATE > cost"
     return out
 
 
