@@ -135,7 +135,8 @@ def run(config: Config, root: Path | None = None) -> StudyResult:
     tables["checks"] = checks_frame(
         parts.method_checks(tables["methods"], "linear")
         + parts.method_checks(tables["methods_nonlinear"], "non-linear")
-        + (parts.coverage_rows(reps) if reps is not None else []))
+        + (parts.coverage_rows(reps) if reps is not None else [])
+        + [parts.naive_check(data)])
     tables["headline"] = facts_mod.headline(facts)
     return make_result(study=NAME, config=config, ref=data_ref(config, root),
                        rows=len(data.frame), tables=tables, facts=facts, timer=timer)

@@ -210,6 +210,22 @@ def coverage_rows(table: pd.DataFrame) -> list[dict]:
                            "subscribers", table["covered"])]
 
 
+def naive_check(data) -> dict:
+    """The counterexample: the raw difference in mean revenue between offered and
+    not-offered customers (with a Welch interval), against the sample's true ATE; the offer
+    went to engaged, high-revenue customers, so it should miss."""
+    from analysis.result import check_row
+
+    f = data.frame
+    y1 = f.loc[f["treated"] == 1, "revenue"].to_numpy()
+    y0 = f.loc[f["treated"] == 0, "revenue"].to_numpy()
+    diff = float(y1.mean() - y0.mean())
+    se = float(np.sqrt(y1.var(ddof=1) / len(y1) + y0.var(ddof=1) / len(y0)))
+    return check_row("Naive difference in means: ATE, linear effect", "planted truth", diff,
+                     diff - 1.959964 * se, diff + 1.959964 * se, float(data.tau.mean()),
+                     "true ATE of the sample", role="counterexample")
+
+
 def method_checks(methods: pd.DataFrame, scenario: str) -> list[dict]:
     """Each method's ATE interval against the true ATE of the sample."""
     from analysis.result import check_row
