@@ -10,7 +10,7 @@ import pandas as pd
 from analysis.data.pricing import PricingData
 from analysis.estimators.cate import SHORT
 from analysis.result import headline_frame
-from analysis.studies.forest_pricing_parts import POPULATION_ATE, REPORT
+from analysis.studies.forest_pricing_parts import BEST_RULE, POPULATION_ATE, REPORT
 
 QUESTION = "Who should get the price change (effect on 90-day revenue)?"
 NAMES = {"usage": "usage", "log_usage": "log usage", "engagement": "engagement (X2)",
@@ -35,6 +35,10 @@ def facts(config, tables: Mapping[str, pd.DataFrame], data: PricingData,
         "ate_significant": bool(est["ci_lower"] > 0 or est["ci_upper"] < 0),
         "report_ate": REPORT["ate"], "report_lo": REPORT["ci"][0], "report_hi": REPORT["ci"][1],
         "report_n": REPORT["n"], "report_width": REPORT["ci"][1] - REPORT["ci"][0],
+        "report_p": REPORT["p"],
+        # a p-value below 0.05 goes with a 95% interval that excludes zero
+        "report_p_agrees_with_interval": bool((REPORT["p"] < 0.05)
+                                              == (REPORT["ci"][0] > 0 or REPORT["ci"][1] < 0)),
         "ate_width": float(est["ci_upper"] - est["ci_lower"]),
         "report_narrower": bool(REPORT["ci"][1] - REPORT["ci"][0]
                                 < est["ci_upper"] - est["ci_lower"]),
@@ -166,8 +170,9 @@ def _calibration_facts(tables: Mapping[str, pd.DataFrame]) -> dict:
 
 def _policy_facts(p: pd.DataFrame, tree: pd.DataFrame) -> dict:
     by = p.set_index("policy")
-    learned = by.drop(index=["Oracle (true effect > cost)", "Treat nobody"])
-    best = learned["estimate"].idxmax()
+    best_row = by.loc[BEST_RULE]
+    picked = by["picked_in_folds"].drop(index=[BEST_RULE])
+    best = str(picked.idxmax())
     return {"value_all": float(by.loc["Treat everybody", "estimate"]),
             "value_all_lo": float(by.loc["Treat everybody", "ci_lower"]),
             "value_all_hi": float(by.loc["Treat everybody", "ci_upper"]),
@@ -179,7 +184,12 @@ def _policy_facts(p: pd.DataFrame, tree: pd.DataFrame) -> dict:
             "regret_tree": float(by.loc["Depth-2 policy tree", "regret"]),
             "regret_cate_cost": float(p.loc[p["chosen_rule"], "regret"].iloc[0]),
             "tree_share": float(by.loc["Depth-2 policy tree", "share_treated"]),
-            "best_policy": str(best), "best_policy_value": float(learned.loc[best, "estimate"]),
+            "best_policy": best, "best_policy_folds": int(picked.max()),
+            "n_policy_folds": int(picked.sum()),
+            "best_policy_value": float(best_row["estimate"]),
+            "best_policy_lo": float(best_row["ci_lower"]),
+            "best_policy_hi": float(best_row["ci_upper"]),
+            "best_policy_true": float(best_row["true_value"]),
             "tree_rule": tree_rule(tree)}
 
 
