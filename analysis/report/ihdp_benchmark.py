@@ -49,13 +49,13 @@ def fig_pehe(result: StudyResult) -> Figure:
     methods = [m for m in METHODS if m in set(reps["method"])]
     fig, (ax1, ax2) = new_figure(ncols=2, height=3.2)
     data = [reps.loc[reps["method"] == m, "sqrt_pehe"].to_numpy() for m in methods]
-    ax1.boxplot(data, vert=False, labels=[SHORT[m] for m in methods], showfliers=True)
+    ax1.boxplot(data, orientation="horizontal", tick_labels=[SHORT[m] for m in methods])
     ax1.set_xscale("log")
     ax1.set_xlabel("√PEHE per realization (log scale)")
     ax1.invert_yaxis()
     with_ci = [m for m in methods if reps.loc[reps["method"] == m, "cate_coverage"].notna().all()]
     cov = [reps.loc[reps["method"] == m, "cate_coverage"].to_numpy() for m in with_ci]
-    ax2.boxplot(cov, vert=False, labels=[SHORT[m] for m in with_ci])
+    ax2.boxplot(cov, orientation="horizontal", tick_labels=[SHORT[m] for m in with_ci])
     ax2.axvline(0.95, color=PALETTE["green"], lw=1, label="nominal 95%")
     ax2.axvline(result.facts["targeting_coverage"], color=PALETTE["red"], lw=1, ls="--",
                 label="80%: the book's bar for targeting")
