@@ -66,3 +66,15 @@ def test_bcf_bad_settings_are_named(params, match):
     X, y, t, _ = planted(n=300, seed=1)
     with pytest.raises(EstimationError, match=match):
         fit_cate(X, y, t, method="bcf", **params)
+
+
+def test_a_bcf_fit_can_cross_processes_without_its_sampler(bcf_fit):
+    """Worker processes return fits by pickling; stochtree's forests cannot be pickled."""
+    import pickle
+
+    fit, _, (X, _, _) = bcf_fit
+    again = pickle.loads(pickle.dumps(fit))
+    assert again.cate.equals(fit.cate) and again.ate == fit.ate and again.model is None
+    assert len(fit.effect(X[:5], propensity=fit.nuisance["m_hat"][:5])) == 5
+    with pytest.raises(EstimationError, match="crossed processes without its sampler"):
+        again.effect(X[:5], propensity=fit.nuisance["m_hat"][:5])

@@ -104,6 +104,15 @@ class CATEFit:
     nuisance: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
+    def __getstate__(self) -> dict:
+        """Pickle without the BCF's sampler: stochtree's C++ forests cannot be pickled, so
+        a BCF fit sent to or from a worker process keeps its effects, ATE and nuisances but
+        not ``model`` (``effect`` then asks to predict where the fit was made)."""
+        state = dict(self.__dict__)
+        if self.method == "bcf":
+            state["model"] = None
+        return state
+
     def effect(self, X: np.ndarray, propensity: np.ndarray | None = None) -> np.ndarray:
         """The fitted CATE function at new units ``X`` (point estimates).
 
@@ -117,6 +126,10 @@ class CATEFit:
             p = X.shape[1]
             return self.model.coef[1] + (X - self.info["x_mean"]) @ self.model.coef[2 + p:]
         if self.method == "bcf":
+            if self.model is None:
+                raise EstimationError("This BCF fit crossed processes without its sampler "
+                                      "(stochtree's forests cannot be pickled); call "
+                                      "effect() in the process that fitted it.")
             if propensity is None:
                 raise EstimationError("bcf needs the new units' propensities: pass "
                                       "propensity= (e.g. out-of-fold ones).")
