@@ -240,8 +240,10 @@ class Book:
 
     # ---------------------------------------------------------------- handout
     def handout_studies(self) -> list[str]:
-        """The studies the handout shows: those with a headline."""
-        return [r.name for r in self.runs if "headline" in r.result.tables]
+        """The studies the handout shows: those with a headline, except appendices
+        (``APPENDIX = True`` in the study module)."""
+        return [r.name for r in self.runs if "headline" in r.result.tables
+                and not getattr(get_study(r.name), "APPENDIX", False)]
 
     def run_of(self, name: str) -> StudyRun:
         """One study's run."""

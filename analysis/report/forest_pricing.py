@@ -153,7 +153,7 @@ def tbl_blp(result: StudyResult) -> Markdown:
 
 
 def fig_gates(result: StudyResult) -> Figure:
-    """GATES by quintile of the held-out forest CATE, with the truth."""
+    """GATES by quintile of the chosen method's held-out CATE, with the truth."""
     t = result.table("gates")
     g = t[t["term"] != "top − bottom"]
     fig, ax = new_figure(height=3.0)
@@ -165,7 +165,7 @@ def fig_gates(result: StudyResult) -> Figure:
     ax.plot(x, g["truth"], "x", color=PALETTE["green"], ms=8, mew=2, label="True mean effect")
     ax.axhline(0, color=PALETTE["grey"], lw=0.8)
     ax.set_xticks(x, [f"G{i + 1}" for i in x])
-    ax.set_xlabel("Fifth of the held-out forest CATE (G1 lowest)")
+    ax.set_xlabel(f"Fifth of the held-out {result.facts['chosen']} CATE (G1 lowest)")
     ax.set_ylabel("Effect on 90-day revenue ($)")
     ax.legend(fontsize=8)
     ax.set_title("Group effects by predicted effect (GATES)")
@@ -249,6 +249,20 @@ def tbl_policies(result: StudyResult) -> Markdown:
         "policy": "Policy", "share_treated": "Share offered", "estimate": "Value (DR estimate)",
         "ci_lower": "95% CI low", "ci_upper": "95% CI high", "true_value": "True value",
         "regret": "Regret vs oracle"})
+
+
+def tbl_selection(result: StudyResult) -> Markdown:
+    """Held-out R-loss and DR-loss of every method beside the true √PEHE ranking."""
+    t = result.table("selection").copy()
+    t["method"] = [SHORT[m] for m in t["method"]]
+    t["chosen"] = np.where(t["chosen"], "chosen", "")
+    t = t[["method", "r_loss", "r_loss_se", "r_rank", "dr_loss", "dr_rank", "sqrt_pehe",
+           "pehe_rank", "chosen"]]
+    return md_table(t, digits=3, rename={
+        "method": "Method", "r_loss": "R-loss (held out)",
+        "r_loss_se": "SE of gap to chosen", "r_rank": "R-loss rank",
+        "dr_loss": "DR-loss", "dr_rank": "DR-loss rank", "sqrt_pehe": "True √PEHE",
+        "pehe_rank": "True rank", "chosen": ""})
 
 
 def fig_importance(result: StudyResult) -> Figure:

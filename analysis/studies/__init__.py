@@ -42,6 +42,7 @@ STUDIES: dict[str, str] = {
     "aipw_panel": "analysis.studies.aipw_panel",
     "forest_pricing": "analysis.studies.forest_pricing",
     "interference_slates": "analysis.studies.interference_slates",
+    "ihdp_benchmark": "analysis.studies.ihdp_benchmark",
 }
 """Registered studies in book order: name -> module."""
 

@@ -5,10 +5,11 @@ engagement score X2, fitted EconML's ``CausalForestDML`` and printed an ATE of
 0.0000 with a 95% interval of (0.6747, 1.2446): an estimate outside its own
 interval, a bug (one customer's interval, or the interval of the mean of the CATE
 predictions, printed as the ATE's).  This chapter redoes the analysis on a richer
-simulator with every customer's true effect: the correct ATE inference, six CATE
-methods scored against the truth, calibration (BLP, GATES, RATE/TOC), policies with
-doubly robust values, a second scenario where the truth is not linear, and a Monte
-Carlo check of the intervals.
+simulator with every customer's true effect: the correct ATE inference, seven CATE
+methods scored against the truth and chosen without it (held-out R-loss), calibration
+(BLP, GATES, RATE/TOC) of the chosen method, policies with doubly robust values, a
+second scenario where the truth is not linear, and a Monte Carlo check of the
+intervals.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from analysis.data.common import DataRef
 from analysis.data.pricing import FEATURES, PricingData, pricing_ref, simulate_pricing
 from analysis.errors import ConfigError
 from analysis.estimators.cate import METHODS, fit_cate
+from analysis.estimators.cate_selection import out_of_fold_cate, selection_table
 from analysis.estimators.crossfit import make_folds
 from analysis.estimators.heterogeneity import blp, gates
 from analysis.estimators.policy import rate
@@ -62,6 +64,8 @@ class Config(StudyConfig):
         Bootstrap replicates of the RATE intervals.
     coverage_reps, coverage_customers, coverage_trees : int
         The Monte Carlo check (``coverage_reps = 0`` skips it).
+    bcf_gfr, bcf_mcmc : int
+        Warm-start sweeps and retained posterior draws of the Bayesian causal forest.
     """
 
     seed: int = seed_field(20230301)
@@ -77,6 +81,8 @@ class Config(StudyConfig):
     coverage_reps: int = non_negative(100)
     coverage_customers: int = at_least(1000, 500, "a forest needs leaves in every fold")
     coverage_trees: int = at_least(100, 20, "a forest of fewer trees has no variance estimate")
+    bcf_gfr: int = at_least(10, 1, "the BCF starts from grow-from-root sweeps")
+    bcf_mcmc: int = at_least(500, 20, "a 95% credible interval needs posterior draws")
 
     def check(self) -> None:
         """Forests are built in sub-forests of four trees (for their variance estimate)."""
@@ -90,6 +96,10 @@ class Config(StudyConfig):
         """The forest's settings for :func:`fit_cate`."""
         return {"n_estimators": self.n_trees, "min_samples_leaf": self.min_samples_leaf,
                 "max_samples": self.max_samples}
+
+    def method_settings(self) -> dict[str, dict]:
+        """Extra settings of the other methods (the BCF's draws)."""
+        return {"bcf": {"num_gfr": self.bcf_gfr, "num_mcmc": self.bcf_mcmc}}
 
 
 def data_ref(config: Config, root: Path | None = None) -> DataRef:
@@ -126,7 +136,8 @@ def run(config: Config, root: Path | None = None) -> StudyResult:
     tables["checks"] = checks_frame(
         parts.method_checks(tables["methods"], "linear")
         + parts.method_checks(tables["methods_nonlinear"], "non-linear")
-        + (parts.coverage_rows(reps) if reps is not None else []))
+        + (parts.coverage_rows(reps) if reps is not None else [])
+        + [parts.naive_check(data)])
     tables["headline"] = facts_mod.headline(facts)
     return make_result(study=NAME, config=config, ref=data_ref(config, root),
                        rows=len(data.frame), tables=tables, facts=facts, timer=timer)
@@ -138,11 +149,18 @@ def analyse(data: PricingData, config: Config) -> dict[str, pd.DataFrame]:
     forest = fit_cate(X, y, t, method="causal_forest", seed=config.seed,
                       n_folds=config.n_folds, **config.forest_settings())
     methods, fits = parts.compare_methods(X, y, t, data.tau, forest=forest, seed=config.seed,
-                                          n_folds=config.n_folds, methods=METHODS)
+                                          n_folds=config.n_folds, methods=METHODS,
+                                          settings=config.method_settings())
     folds_ = make_folds(len(y), config.n_folds, seed=config.seed + 1)
-    cf = parts.cross_fitted(X, y, t, forest=forest, folds=folds_, seed=config.seed,
-                            cost=config.cost, depth=config.tree_depth, leaf=config.tree_leaf,
-                            forest_settings=config.forest_settings())
+    oof = out_of_fold_cate(X, y, t, methods=METHODS, nuisance=forest.nuisance, folds=folds_,
+                           seed=config.seed, modifiers=[parts.MODIFIER],
+                           settings={"causal_forest": config.forest_settings(),
+                                     **config.method_settings()})
+    selection = selection_table(oof, y, t, nuisance=forest.nuisance, tau=data.tau)
+    chosen_method = str(selection.loc[selection["chosen"], "method"].iloc[0])
+    cf = parts.cross_fitted(X, y, t, nuisance=forest.nuisance, tau_oof=oof[chosen_method],
+                            folds=folds_, seed=config.seed, cost=config.cost,
+                            depth=config.tree_depth, leaf=config.tree_leaf)
     toc, rate_summary = rate(cf["psi"], cf["tau_oof"], n_boot=config.n_boot, seed=config.seed)
     g = gates(cf["psi"], cf["tau_oof"])
     edges = np.quantile(cf["tau_oof"], np.linspace(0, 1, 6))
@@ -159,7 +177,9 @@ def analyse(data: PricingData, config: Config) -> dict[str, pd.DataFrame]:
         "gates": g,
         "rate": rate_summary,
         "toc": toc,
-        "policies": parts.policies(cf, data.tau, config.cost),
+        "policies": parts.policies(cf, data.tau, config.cost, chosen=chosen_method,
+                                   forest_oof=oof["causal_forest"]),
+        "selection": selection,
         "tree": cf["tree"],
         "importance": pd.DataFrame({"feature": FEATURES,
                                     "importance": forest.model.feature_importances_})
@@ -192,7 +212,8 @@ def _nonlinear(data: PricingData, config: Config) -> dict[str, pd.DataFrame]:
                       n_folds=config.n_folds, **config.forest_settings())
     methods, fits = parts.compare_methods(
         X, y, t, data.tau, forest=forest, seed=config.seed, n_folds=config.n_folds,
-        methods=("causal_forest", "linear_dml", "dr_learner", "ols_interactions"))
+        methods=("causal_forest", "linear_dml", "dr_learner", "ols_interactions", "bcf"),
+        settings=config.method_settings())
     return {"methods_nonlinear": methods, "cate_nonlinear": parts.cate_table(data, fits)}
 
 

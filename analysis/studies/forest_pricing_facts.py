@@ -10,7 +10,7 @@ import pandas as pd
 from analysis.data.pricing import PricingData
 from analysis.estimators.cate import SHORT
 from analysis.result import headline_frame
-from analysis.studies.forest_pricing_parts import POPULATION_ATE, REPORT
+from analysis.studies.forest_pricing_parts import BEST_RULE, POPULATION_ATE, REPORT
 
 QUESTION = "Who should get the price change (effect on 90-day revenue)?"
 NAMES = {"usage": "usage", "log_usage": "log usage", "engagement": "engagement (X2)",
@@ -35,6 +35,10 @@ def facts(config, tables: Mapping[str, pd.DataFrame], data: PricingData,
         "ate_significant": bool(est["ci_lower"] > 0 or est["ci_upper"] < 0),
         "report_ate": REPORT["ate"], "report_lo": REPORT["ci"][0], "report_hi": REPORT["ci"][1],
         "report_n": REPORT["n"], "report_width": REPORT["ci"][1] - REPORT["ci"][0],
+        "report_p": REPORT["p"],
+        # a p-value below 0.05 goes with a 95% interval that excludes zero
+        "report_p_agrees_with_interval": bool((REPORT["p"] < 0.05)
+                                              == (REPORT["ci"][0] > 0 or REPORT["ci"][1] < 0)),
         "ate_width": float(est["ci_upper"] - est["ci_lower"]),
         "report_narrower": bool(REPORT["ci"][1] - REPORT["ci"][0]
                                 < est["ci_upper"] - est["ci_lower"]),
@@ -60,6 +64,7 @@ def facts(config, tables: Mapping[str, pd.DataFrame], data: PricingData,
     out.update(_calibration_facts(tables))
     out.update(_tail_facts(tables["cate"]))
     out.update(_policy_facts(tables["policies"], tables["tree"]))
+    out.update(selection_facts(tables["selection"]))
     imp = tables["importance"]
     out.update({"top_feature": NAMES[imp["feature"].iloc[0]],
                 "top_feature_share": float(imp["importance"].iloc[0] / imp["importance"].sum())})
@@ -96,7 +101,7 @@ def _method_facts(m: pd.DataFrame, prefix: str) -> dict:
     out = {}
     for key, short in (("causal_forest", "forest"), ("linear_dml", "linear_dml"),
                        ("dr_learner", "dr"), ("ols_interactions", "ols"),
-                       ("t_learner", "t"), ("s_learner", "s")):
+                       ("t_learner", "t"), ("s_learner", "s"), ("bcf", "bcf")):
         if key in by.index:
             r = by.loc[key]
             out.update({f"{prefix}_{short}_pehe": float(r["sqrt_pehe"]),
@@ -106,6 +111,30 @@ def _method_facts(m: pd.DataFrame, prefix: str) -> dict:
     out.update({f"{prefix}_best": SHORT[best],
                 f"{prefix}_best_pehe": float(by["sqrt_pehe"].min())})
     return out
+
+
+def selection_facts(sel: pd.DataFrame) -> dict:
+    """The method chosen by held-out R-loss, and whether the loss rankings agree with the
+    true √PEHE ranking of the same held-out predictions."""
+    win = sel.loc[sel["chosen"]].iloc[0]
+    best_true = sel.loc[sel["sqrt_pehe"].idxmin()]
+    dr_best = sel.loc[sel["dr_loss"].idxmin()]
+    same_order = bool((sel["r_rank"] == sel["pehe_rank"]).all())
+    runner = sel.iloc[1] if len(sel) > 1 else win
+    return {"chosen": SHORT[win["method"]], "chosen_key": str(win["method"]),
+            "chosen_pehe": float(win["sqrt_pehe"]),
+            "chosen_pehe_rank": int(win["pehe_rank"]),
+            "true_best": SHORT[best_true["method"]],
+            "true_best_pehe": float(best_true["sqrt_pehe"]),
+            "chosen_is_true_best": bool(win["method"] == best_true["method"]),
+            "dr_best": SHORT[dr_best["method"]],
+            "dr_agrees": bool(dr_best["method"] == win["method"]),
+            "rankings_identical": same_order,
+            "n_rank_disagreements": int((sel["r_rank"] != sel["pehe_rank"]).sum()),
+            "runner_up": SHORT[runner["method"]],
+            "runner_up_gap": float(runner["r_loss"] - win["r_loss"]),
+            "runner_up_gap_se": float(runner["r_loss_se"]),
+            "n_selection_methods": len(sel)}
 
 
 def _tail_facts(c: pd.DataFrame) -> dict:
@@ -141,20 +170,26 @@ def _calibration_facts(tables: Mapping[str, pd.DataFrame]) -> dict:
 
 def _policy_facts(p: pd.DataFrame, tree: pd.DataFrame) -> dict:
     by = p.set_index("policy")
-    learned = by.drop(index=["Oracle (true effect > cost)", "Treat nobody"])
-    best = learned["estimate"].idxmax()
+    best_row = by.loc[BEST_RULE]
+    picked = by["picked_in_folds"].drop(index=[BEST_RULE])
+    best = str(picked.idxmax())
     return {"value_all": float(by.loc["Treat everybody", "estimate"]),
             "value_all_lo": float(by.loc["Treat everybody", "ci_lower"]),
             "value_all_hi": float(by.loc["Treat everybody", "ci_upper"]),
             "value_tree": float(by.loc["Depth-2 policy tree", "estimate"]),
             "value_tree_lo": float(by.loc["Depth-2 policy tree", "ci_lower"]),
             "value_tree_hi": float(by.loc["Depth-2 policy tree", "ci_upper"]),
-            "value_cate_cost": float(by.loc["Treat if forest CATE > cost", "estimate"]),
+            "value_cate_cost": float(p.loc[p["chosen_rule"], "estimate"].iloc[0]),
             "value_oracle_true": float(by.loc["Oracle (true effect > cost)", "true_value"]),
             "regret_tree": float(by.loc["Depth-2 policy tree", "regret"]),
-            "regret_cate_cost": float(by.loc["Treat if forest CATE > cost", "regret"]),
+            "regret_cate_cost": float(p.loc[p["chosen_rule"], "regret"].iloc[0]),
             "tree_share": float(by.loc["Depth-2 policy tree", "share_treated"]),
-            "best_policy": str(best), "best_policy_value": float(learned.loc[best, "estimate"]),
+            "best_policy": best, "best_policy_folds": int(picked.max()),
+            "n_policy_folds": int(picked.sum()),
+            "best_policy_value": float(best_row["estimate"]),
+            "best_policy_lo": float(best_row["ci_lower"]),
+            "best_policy_hi": float(best_row["ci_upper"]),
+            "best_policy_true": float(best_row["true_value"]),
             "tree_rule": tree_rule(tree)}
 
 
