@@ -17,7 +17,7 @@ from sklearn.base import clone
 from analysis.errors import EstimationError
 from analysis.estimators.cate import fit_cate
 from analysis.estimators.policy import dr_potential_outcomes
-from analysis.parallel import map_tasks
+from analysis.parallel import common_seeds, map_tasks
 
 
 def out_of_fold_cate(X: np.ndarray, y: np.ndarray, t: np.ndarray, *, methods: tuple[str, ...],
@@ -58,7 +58,7 @@ def out_of_fold_cate(X: np.ndarray, y: np.ndarray, t: np.ndarray, *, methods: tu
     shared = {"X": X, "y": y, "t": t, "folds": folds, "m_hat": np.asarray(nuisance["m_hat"]),
               "model_t": nuisance["model_t"], "model_y": nuisance["model_y"],
               "modifiers": modifiers}
-    preds = map_tasks(_fold_fit, items, seeds=[seed] * len(items), shared=shared)
+    preds = map_tasks(_fold_fit, items, seeds=common_seeds(seed, len(items)), shared=shared)
     out = {m: np.empty(len(y)) for m in methods}
     for (m, k, _), p in zip(items, preds, strict=True):
         out[m][folds == k] = p

@@ -10,7 +10,7 @@ from analysis.data.pricing import FEATURES, simulate_pricing
 from analysis.estimators.cate import LABELS, SHORT, CATEFit, fit_cate, score_cate
 from analysis.estimators.policy import dr_potential_outcomes, policy_value, tree_nodes
 from analysis.estimators.selection import default_candidates
-from analysis.parallel import map_tasks
+from analysis.parallel import common_seeds, map_tasks
 from analysis.result import coverage_check
 
 REPORT_PRINTOUT = ("Estimated ATE: 0.0000\n95% CI:        (0.6747, 1.2446)\n"
@@ -57,7 +57,7 @@ def compare_methods(X: np.ndarray, y: np.ndarray, t: np.ndarray, tau: np.ndarray
     settings = settings or {}
     fitted = map_tasks(_method_fit, [(X, y, t, m, forest.nuisance, n_folds,
                                       settings.get(m, {})) for m in others],
-                       seeds=[seed] * len(others))
+                       seeds=common_seeds(seed, len(others)))
     fits = {"causal_forest": forest, **dict(zip(others, fitted, strict=True))}
     truth = float(tau.mean())
     rows = []
@@ -97,7 +97,7 @@ def tune_forest(X: np.ndarray, y: np.ndarray, t: np.ndarray, tau: np.ndarray, *,
     task per setting; their times are measured by ``benchmarks/bench_forest.py``, not here,
     so that the table is the same on every run)."""
     items = [(X, y, t, tau, forest.nuisance, s, n_folds) for s in settings]
-    return pd.DataFrame(map_tasks(_tuning_point, items, seeds=[seed] * len(items)))
+    return pd.DataFrame(map_tasks(_tuning_point, items, seeds=common_seeds(seed, len(items))))
 
 
 def _tuning_point(item: tuple, seed: int) -> dict:
