@@ -330,7 +330,7 @@ def tbl_headline_coverage(result: StudyResult) -> Markdown:
     t["reps"] = f["hl_reps"]
     t["mean_se"], t["sd"] = f["hl_mean_se"], f["hl_sd"]
     t.loc[1, ["mean_se"]] = float(result.table("headline_coverage_reps")["se_user"].mean())
-    return md_table(t, digits={"mc_se": 3, "mean_se": 4, "sd": 4}, percent=["coverage"],
+    return md_table(t, digits={"mean_se": 4, "sd": 4}, percent=["coverage", "mc_se"],
                     rename={"interval": "Interval", "coverage": "Coverage (nominal 95%)",
                             "mc_se": "Monte Carlo SE", "reps": "Replications",
                             "mean_se": "Mean SE", "sd": "SD of estimates"})

@@ -198,7 +198,7 @@ def analyse(data: MovieLensData, config: Config, ref: DataRef,
         **sens,
     }
     facts = _facts(config, data.truth, tables, r, d, irm)
-    facts.update(checks.sensitivity_facts(tables))
+    facts.update(checks.sensitivity_facts(tables, data.truth.get("ate")))
     facts.update(checks.headline_coverage_facts(headline_cov))
     sample = tables["report_sample_ses"].set_index("term")
     facts.update({"heavy_prior_median": float(np.expm1(np.median(X_all["user_n_prior"]))),

@@ -36,6 +36,12 @@ BENCHMARKS = {
 }
 """Observed covariate groups left out to calibrate how strong a confounder could be."""
 
+BENCHMARK_KEYS = {"release year": "year", "genre taste": "taste"}
+"""Short names of the benchmarks in the facts (``sens_year_lo``, ``sens_taste_lo``, ...)."""
+
+CF_CAP = 0.99
+"""Largest strength used for a benchmark's bounds (``cf_d = 1`` makes the bound infinite)."""
+
 
 def sensitivity(models: dict[str, object], X: pd.DataFrame, y: np.ndarray, d: np.ndarray,
                 clusters: np.ndarray, user: np.ndarray, movie: np.ndarray,
@@ -72,7 +78,7 @@ def sensitivity(models: dict[str, object], X: pd.DataFrame, y: np.ndarray, d: np
         row["scenario"] = f"cf_y = cf_d = {SCENARIO_CF:g}"
         rows.append(row)
     for b in bench.itertuples():
-        row = sensitivity_bounds(aipw, min(b.cf_y, 0.99), min(b.cf_d, 0.99), clusters=user,
+        row = sensitivity_bounds(aipw, min(b.cf_y, CF_CAP), min(b.cf_d, CF_CAP), clusters=user,
                                  second=movie, term="aipw")
         row["scenario"] = f"as strong as {b.benchmark}"
         rows.append(row)
@@ -83,8 +89,18 @@ def sensitivity(models: dict[str, object], X: pd.DataFrame, y: np.ndarray, d: np
     return {"sensitivity": table, "sensitivity_benchmarks": bench, "sensitivity_grid": grid}
 
 
-def sensitivity_facts(tables: dict[str, pd.DataFrame]) -> dict[str, object]:
-    """The sentence-level facts of the sensitivity section."""
+def sensitivity_facts(tables: dict[str, pd.DataFrame],
+                      truth: float | None = None) -> dict[str, object]:
+    """The sentence-level facts of the sensitivity section.
+
+    Besides the headline numbers (``sens_rv``, ``sens_rva``, the bounds at
+    :data:`SCENARIO_CF`), each benchmark of :data:`BENCHMARK_KEYS` gives
+    ``sens_<key>_{cf_y, cf_d, lo, hi, ci_lo, ci_hi, crosses, capped, rho}``: the strengths
+    used for its bounds (capped at :data:`CF_CAP`), the bounds, their one-sided confidence
+    bounds, whether the bounds include zero, whether a strength was capped, and the
+    benchmark's own ``rho``.  With a known ``truth``, ``sens_covers_truth`` says whether
+    the bounds at :data:`SCENARIO_CF` contain it.
+    """
     t = tables["sensitivity"]
     main = t[(t["term"] == "aipw") & t["scenario"].str.startswith("cf_y")].iloc[0]
     plr = t[(t["term"] == "plr")].iloc[0]
@@ -92,15 +108,35 @@ def sensitivity_facts(tables: dict[str, pd.DataFrame]) -> dict[str, object]:
     crosses = [(lo <= 0 <= hi) for lo, hi in zip(bench["theta_lower"], bench["theta_upper"],
                                                   strict=True)]
     strongest = tables["sensitivity_benchmarks"].sort_values("cf_y").iloc[-1]
-    return {"sens_cf": SCENARIO_CF, "sens_rv": float(main["rv"]), "sens_rva": float(main["rva"]),
-            "sens_lo": float(main["theta_lower"]), "sens_hi": float(main["theta_upper"]),
-            "sens_ci_lo": float(main["ci_bound_lower"]),
-            "sens_ci_hi": float(main["ci_bound_upper"]),
-            "sens_plr_rv": float(plr["rv"]),
-            "sens_n_bench": len(bench), "sens_bench_crossing": int(sum(crosses)),
-            "sens_bench_name": str(strongest["benchmark"]),
-            "sens_bench_cf_y": float(strongest["cf_y"]),
-            "sens_bench_cf_d": float(strongest["cf_d"])}
+    out: dict[str, object] = {
+        "sens_cf": SCENARIO_CF, "sens_rv": float(main["rv"]), "sens_rva": float(main["rva"]),
+        "sens_rva_zero": bool(main["rva"] == 0), "sens_rv_zero": bool(main["rv"] == 0),
+        "sens_lo": float(main["theta_lower"]), "sens_hi": float(main["theta_upper"]),
+        "sens_crosses": bool(main["theta_lower"] <= 0 <= main["theta_upper"]),
+        "sens_ci_lo": float(main["ci_bound_lower"]),
+        "sens_ci_hi": float(main["ci_bound_upper"]),
+        "sens_plr_rv": float(plr["rv"]), "sens_plr_rva": float(plr["rva"]),
+        "sens_n_bench": len(bench), "sens_bench_crossing": int(sum(crosses)),
+        "sens_bench_name": str(strongest["benchmark"]),
+        "sens_bench_cf_y": float(strongest["cf_y"]),
+        "sens_bench_cf_d": float(strongest["cf_d"])}
+    raw = tables["sensitivity_benchmarks"].set_index("benchmark")
+    for name, key in BENCHMARK_KEYS.items():
+        rows = bench[bench["scenario"] == f"as strong as {name}"]
+        if rows.empty:
+            continue
+        r, b = rows.iloc[0], raw.loc[name]
+        out.update({f"sens_{key}_cf_y": float(r["cf_y"]), f"sens_{key}_cf_d": float(r["cf_d"]),
+                    f"sens_{key}_lo": float(r["theta_lower"]),
+                    f"sens_{key}_hi": float(r["theta_upper"]),
+                    f"sens_{key}_ci_lo": float(r["ci_bound_lower"]),
+                    f"sens_{key}_ci_hi": float(r["ci_bound_upper"]),
+                    f"sens_{key}_crosses": bool(r["theta_lower"] <= 0 <= r["theta_upper"]),
+                    f"sens_{key}_capped": bool(max(b["cf_y"], b["cf_d"]) > CF_CAP),
+                    f"sens_{key}_rho": float(b["rho"])})
+    if truth is not None:
+        out["sens_covers_truth"] = bool(main["theta_lower"] <= truth <= main["theta_upper"])
+    return out
 
 
 # --------------------------------------------------------------------------- coverage
@@ -189,12 +225,26 @@ def headline_coverage(n_reps: int, *, n_users: int, n_movies: int, n_ratings: in
     return out
 
 
+COARSE_MC_SE = 0.03
+"""A Monte Carlo SE above this (fewer than about 50 replications) can only show large
+shortfalls; the text says so (``hl_coarse``)."""
+
+
 def headline_coverage_facts(reps: pd.DataFrame, theta: float = 0.3) -> dict[str, object]:
-    """Coverage, its Monte Carlo standard error and whether it undercovers."""
+    """Coverage, its Monte Carlo standard error and whether it undercovers.
+
+    Notes
+    -----
+    With :math:`\\hat p` the share of the :math:`R` replications whose two-way interval
+    covers :math:`\\theta`, the Monte Carlo SE is
+    :math:`\\sqrt{\\max(\\hat p(1-\\hat p), 1/(4R))/R}` (the floor keeps it positive when every
+    interval covers), and ``hl_undercovers`` is :math:`\\hat p < 0.95 - 2\\,\\mathrm{SE}`.
+    """
     p = float(reps["covered"].mean())
     n = len(reps)
     mc = float(np.sqrt(max(p * (1 - p), 0.25 / n) / n))
     return {"hl_coverage": p, "hl_coverage_user": float(reps["covered_user"].mean()),
             "hl_reps": n, "hl_mc_se": mc, "hl_bias": float(reps["estimate"].mean() - theta),
             "hl_sd": float(reps["estimate"].std()), "hl_mean_se": float(reps["se"].mean()),
-            "hl_undercovers": bool(p < 0.95 - 2 * mc)}
+            "hl_undercovers": bool(p < 0.95 - 2 * mc), "hl_theta": theta,
+            "hl_coarse": bool(mc > COARSE_MC_SE)}
