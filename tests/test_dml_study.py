@@ -153,6 +153,7 @@ def test_headline_coverage_facts_flag_undercoverage():
     few = headline_coverage_facts(reps(6, 6))
     assert few["hl_mc_se"] == pytest.approx(0.5 / 6) and few["hl_coarse"]
     assert not few["hl_undercovers"] and few["hl_theta"] == 0.3
+    assert few["hl_bias"] == pytest.approx(0.0) and few["hl_bias_mc_se"] == pytest.approx(0.0)
 
 
 def test_headline_coverage_is_listed_in_the_checks(result):

@@ -470,7 +470,8 @@ def _adjustment_facts(adj: pd.DataFrame, plr: float) -> dict[str, object]:
 def _verdict(f: dict[str, object]) -> str:
     """What the report-style controls do to the PLR estimate, in words."""
     if not f["report_plr_significant"]:
-        return "the leaky controls absorb the effect, and, like the report, find none"
+        return ("the leaky controls absorb the effect, and the estimate, like the report's, "
+                "cannot be told from zero")
     if f["report_plr"] < 0:  # type: ignore[operator]
         return ("the leaky controls absorb the effect and push the estimate significantly below "
                 "zero, the opposite sign")

@@ -246,5 +246,6 @@ def headline_coverage_facts(reps: pd.DataFrame, theta: float = 0.3) -> dict[str,
     return {"hl_coverage": p, "hl_coverage_user": float(reps["covered_user"].mean()),
             "hl_reps": n, "hl_mc_se": mc, "hl_bias": float(reps["estimate"].mean() - theta),
             "hl_sd": float(reps["estimate"].std()), "hl_mean_se": float(reps["se"].mean()),
+            "hl_bias_mc_se": float(reps["estimate"].std() / np.sqrt(n)),
             "hl_undercovers": bool(p < 0.95 - 2 * mc), "hl_theta": theta,
             "hl_coarse": bool(mc > COARSE_MC_SE)}
