@@ -101,6 +101,22 @@ def to_notebook(ch: Chapter) -> nbformat.NotebookNode:
     return nb
 
 
+LINKED_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _copy_linked_images(markdown: str, source: Path, image_dir: Path) -> None:
+    """Copy the image files that Markdown output links to (relative to the chapter's folder,
+    where the kernel ran) into ``image_dir``, under the same relative path, as Quarto
+    finds them beside the chapter."""
+    import shutil
+
+    for rel in LINKED_IMAGE.findall(markdown):
+        src, dst = source / rel, image_dir / rel
+        if src.is_file() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+
+
 def to_pdf_markdown(ch: Chapter, nb: nbformat.NotebookNode, image_dir: Path, *,
                     numbered: bool = True) -> str:
     """The executed chapter as the Markdown Quarto hands to pandoc for the PDF (echo off).
@@ -130,6 +146,7 @@ def to_pdf_markdown(ch: Chapter, nb: nbformat.NotebookNode, image_dir: Path, *,
                 parts.append(f"\n![{cap}]({img.name}){{#{label}}}\n" if label.startswith("fig-")
                              else f"\n![]({img.name})\n")
             elif "text/markdown" in data:
+                _copy_linked_images(data["text/markdown"], ch.path.parent, image_dir)
                 parts.append("\n" + data["text/markdown"] + "\n")
                 if label.startswith("tbl-"):
                     parts.append(f"\n: {cell.options.get('tbl-cap', '')} {{#{label}}}\n")

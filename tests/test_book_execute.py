@@ -202,7 +202,10 @@ def test_handout_executes_and_fits_on_two_to_four_pages(synthetic_book, book_cac
     for name in estimating:
         assert f"handout-figures/{name}.png" in text
         assert (tmp_path / "handout-figures" / f"{name}.png").stat().st_size > 10_000
-    assert text.count("**Recommendation.**") == len(estimating) and "Profile `quick`" in text
+    # each chapter's short form: the answer, the number with its interval, the decision
+    for name in estimating:
+        assert f"## {get_study(name).TITLE}" in text
+    assert text.count("**Decision:**") == len(estimating) and "Profile `quick`" in text
     pages = compile_pdf([(ch, nb)], tmp_path, "handout", numbered=False,
                         variables=handout_variables(), fmt="png")
     assert 2 <= len(pages) <= 4, f"the handout has {len(pages)} pages; it must have 2-4"

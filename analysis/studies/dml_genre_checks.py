@@ -24,7 +24,7 @@ from analysis.estimators.sensitivity import (
     sensitivity_bounds,
     sensitivity_grid,
 )
-from analysis.parallel import map_tasks
+from analysis.parallel import map_tasks, task_seeds
 
 SCENARIO_CF = 0.03
 """Illustrative confounder strength of the bounds table (``cf_y = cf_d``; DoubleML default)."""
@@ -218,7 +218,7 @@ def headline_coverage(n_reps: int, *, n_users: int, n_movies: int, n_ratings: in
     crit = float(stats.norm.ppf(0.5 + level / 2))
     design = (n_users, n_movies, n_ratings, theta, n_folds, n_estimators)
     rows = map_tasks(headline_replication, [design] * n_reps,
-                     seeds=[seed + r for r in range(n_reps)])
+                     seeds=task_seeds(seed, n_reps))
     out = pd.DataFrame(rows, columns=["estimate", "se", "se_user"])
     out["covered"] = (out["estimate"] - theta).abs() <= crit * out["se"]
     out["covered_user"] = (out["estimate"] - theta).abs() <= crit * out["se_user"]
