@@ -9,7 +9,7 @@ import pytest
 
 from analysis.data.pricing import simulate_pricing
 from analysis.errors import EstimationError, OverlapError
-from analysis.estimators.cate import METHODS, fit_cate, score_cate
+from analysis.estimators.cate import METHODS, SHORT, fit_cate, score_cate
 from analysis.estimators.policy import dr_potential_outcomes, policy_value, rate
 from analysis.parallel import map_tasks
 from analysis.result import CHECK_COLUMNS, TIDY_COLUMNS
@@ -198,6 +198,18 @@ def test_study_tables_and_checks(result):
         assert pol.loc[learned, "ci_lower"] > pol.loc["Treat everybody", "estimate"], learned
     rule = result.facts["tree_rule"]
     assert rule not in ("", "nobody", "everybody") and "engagement" in rule, rule
+
+
+def test_targeting_uses_the_r_loss_winner(result):
+    """The chapter's targeting (the threshold rule, calibration, TOC) follows the method
+    with the smallest held-out R-loss, chosen without the truth."""
+    sel = result.table("selection")
+    winner = str(sel.loc[sel["r_loss"].idxmin(), "method"])
+    assert sel.loc[sel["chosen"], "method"].tolist() == [winner]
+    assert result.facts["chosen_key"] == winner
+    pol = result.table("policies")
+    assert pol.loc[pol["chosen_rule"], "policy"].tolist() == [
+        f"Treat if {SHORT[winner]} CATE > cost"]
 
 
 def test_quick_validation_checks_are_honest(result):
