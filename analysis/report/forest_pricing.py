@@ -280,9 +280,14 @@ def fig_importance(result: StudyResult) -> Figure:
 
 def tbl_coverage(result: StudyResult) -> Markdown:
     """Monte Carlo coverage of the ATE and the CATE intervals."""
-    return md_table(result.table("coverage"), percent=["coverage", "mc_se"], rename={
+    cols = ["interval", "coverage", "mc_se", "band_lower", "band_upper", "mean_se",
+            "sd_estimate", "reps"]
+    cov = result.table("coverage")
+    return md_table(cov[[c for c in cols if c in cov]],
+                    percent=["coverage", "mc_se", "band_lower", "band_upper"], rename={
         "interval": "Interval", "coverage": "Coverage", "mc_se": "Monte Carlo SE",
-        "reps": "Replications"})
+        "band_lower": "Band, lower", "band_upper": "Band, upper", "mean_se": "Mean SE",
+        "sd_estimate": "SD of estimates", "reps": "Replications"})
 
 
 def tbl_limitations(result: StudyResult) -> Markdown:

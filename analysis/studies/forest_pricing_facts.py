@@ -86,14 +86,28 @@ def facts(config, tables: Mapping[str, pd.DataFrame], data: PricingData,
     out["has_tuning"] = "tuning" in tables
     out["has_coverage"] = "coverage" in tables
     if "coverage" in tables:
-        cov = tables["coverage"]
-        out.update({"coverage_reps": int(cov["reps"].iloc[0]),
-                    "coverage_ate": float(cov["coverage"].iloc[0]),
-                    "coverage_cate": float(cov["coverage"].iloc[1]),
-                    "coverage_ate_ok": bool(0.90 <= cov["coverage"].iloc[0] <= 0.98),
-                    "coverage_customers": config.coverage_customers,
+        out.update(coverage_facts(tables["coverage"], tables["coverage_reps"]))
+        out.update({"coverage_customers": config.coverage_customers,
                     "coverage_trees": config.coverage_trees})
     return out
+
+
+def coverage_facts(cov: pd.DataFrame, reps: pd.DataFrame) -> dict:
+    """The Monte Carlo check of the headline pipeline: coverage against its band of three
+    Monte Carlo SEs, and the learners the replications chose."""
+    ate = cov.iloc[0]
+    p, lo, hi = float(ate["coverage"]), float(ate["band_lower"]), float(ate["band_upper"])
+    lgbm = reps["propensity_learner"].str.startswith("lgbm") | reps[
+        "outcome_learner"].str.startswith("lgbm")
+    return {"coverage_reps": int(ate["reps"]), "coverage_ate": p,
+            "coverage_ate_mc_se": float(ate["mc_se"]),
+            "coverage_band_lo": lo, "coverage_band_hi": hi,
+            "coverage_ate_ok": bool(lo <= p <= hi), "coverage_under": bool(p < lo),
+            "coverage_mean_se": float(ate["mean_se"]),
+            "coverage_sd_estimate": float(ate["sd_estimate"]),
+            "coverage_bias": float(ate["bias"]),
+            "coverage_lgbm_reps": int(lgbm.sum()),
+            "coverage_cate": float(cov.iloc[1]["coverage"])}
 
 
 def _method_facts(m: pd.DataFrame, prefix: str) -> dict:
