@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis import parallel
 from analysis.data.movielens import MOVIELENS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +21,25 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ANALYSIS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     # Tests choose real data explicitly through the `movielens_dir` fixture.
     monkeypatch.delenv(MOVIELENS_ENV, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _slow_tests_on_every_core(request, monkeypatch):
+    """``slow`` tests (Monte Carlo replications) run their tasks on worker processes, one
+    per core: through :func:`analysis.parallel.use` for direct ``map_tasks`` calls and
+    ``$ANALYSIS_PARALLEL`` for studies, which a test may still override.  The backends give
+    the same numbers to the last bit (tests/test_parallel.py), so only the wall time
+    changes; ``ANALYSIS_TEST_SERIAL=1`` keeps them in this process.  Under pytest-xdist
+    (the default, one test process per core) the cores are already busy, so they stay
+    serial there."""
+    if (request.node.get_closest_marker("slow") is None
+            or os.environ.get("PYTEST_XDIST_WORKER")
+            or os.environ.get("ANALYSIS_TEST_SERIAL", "").strip() not in ("", "0")):
+        yield
+        return
+    monkeypatch.setenv(parallel.BACKEND_ENV, "local")
+    with parallel.use(parallel.ParallelSettings(backend="local")):
+        yield
 
 
 @pytest.fixture(scope="session")
