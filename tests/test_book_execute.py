@@ -23,7 +23,8 @@ from analysis.studies import get_study
 from analysis.studies.movielens import MovieLensConfig
 from tests.qmd import REF, ROOT, book_chapters, parse_chapter, to_notebook, to_pdf_markdown
 
-pytestmark = pytest.mark.book
+# One test process (pytest-xdist group) executes the book, once per data source.
+pytestmark = [pytest.mark.book, pytest.mark.xdist_group("book")]
 
 CHAPTERS = book_chapters()
 
@@ -149,6 +150,7 @@ def book_cache(quick_runs, quick_root):
     """The session's result cache, as a render shares data/cache: the chapters read the
     quick runs, and studies that do not read MovieLens are computed once for both book
     runs."""
+    quick_runs.compute()
     return quick_root
 
 
