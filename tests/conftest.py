@@ -147,26 +147,25 @@ class QuickRuns(Mapping):
 
     def compute(self, names: list[str] | None = None) -> QuickRuns:
         """Compute (or read from the shared cache) ``names``, by default every study."""
-        from analysis.runner import run_study
-
         pending = [n for n in (self._names if names is None else names) if n not in self._runs]
         # No data named, whatever the test that first asks has set: synthetic data.
         with pinned_environ({}):
             while pending:
-                for name in list(pending):
-                    with _study_lock(self._root / "locks" / f"{name}.lock",
-                                     wait=name == pending[0] and len(pending) == 1) as held:
-                        if held:
-                            self._runs[name] = run_study(name, config=self._config,
-                                                         cache=self._cache)
-                            pending.remove(name)
-                if pending:  # every remaining study is being computed elsewhere: wait
-                    name = pending[0]
-                    with _study_lock(self._root / "locks" / f"{name}.lock", wait=True):
-                        self._runs[name] = run_study(name, config=self._config,
-                                                     cache=self._cache)
-                    pending.remove(name)
+                # the studies no other process is computing, then wait for one of the rest
+                pending = [n for n in pending if not self._run(n, wait=False)]
+                if pending and self._run(pending[0], wait=True):
+                    pending.pop(0)
         return self
+
+    def _run(self, name: str, *, wait: bool) -> bool:
+        """Run ``name`` under its lock (a cache read if another process computed it);
+        whether the lock was taken."""
+        from analysis.runner import run_study
+
+        with _study_lock(self._root / "locks" / f"{name}.lock", wait=wait) as held:
+            if held:
+                self._runs[name] = run_study(name, config=self._config, cache=self._cache)
+        return held
 
 
 @pytest.fixture(scope="session")
